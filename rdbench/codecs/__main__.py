@@ -1,0 +1,51 @@
+"""Try a codec on one image: ``python -m rdbench.codecs jpeg IMAGE --quality 50``.
+
+Prints, per quality: bytes, bpp, PSNR (RGB), MS-SSIM and encode/decode times. With
+``--output DIR`` the bitstreams and decoded PNGs are kept.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rdbench.codecs.base import CodecSpecError, get_codec, known
+from rdbench.evaluate import evaluate_ladder
+from rdbench.images import ImageLoadError, load_image, save_png
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rdbench.codecs", description=__doc__.splitlines()[0])
+    parser.add_argument("codec", help=f"codec spec, NAME[:key=value,…]; known: {', '.join(known())}")
+    parser.add_argument("image", help="any image file Pillow can read")
+    parser.add_argument("-q", "--quality", type=float, action="append",
+                        help="quality (repeatable); default: the codec's ladder")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (learned codecs)")
+    parser.add_argument("-o", "--output", type=Path, help="folder for bitstreams and decoded PNGs")
+    args = parser.parse_args(argv)
+    try:
+        codec = get_codec(args.codec)
+        image = load_image(args.image)
+    except (CodecSpecError, ImageLoadError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    from rdbench.device import resolve_device
+
+    codec = codec.to(resolve_device(args.device))
+    qualities = args.quality or codec.default_qualities()
+    print(f"{codec.spec}  [{codec.version}]  {Path(args.image).name} {image.shape[1]}×{image.shape[0]}")
+    print(f"{'quality':>8} {'bytes':>9} {'bpp':>7} {'PSNR dB':>8} {'MS-SSIM':>8} {'enc s':>7} {'dec s':>7}")
+    for m in evaluate_ladder(codec, image, qualities, keep_outputs=args.output is not None):
+        ms = "n/a" if m.ms_ssim_rgb is None else f"{m.ms_ssim_rgb:.5f}"
+        print(f"{m.quality:>8g} {m.num_bytes:>9d} {m.bpp:>7.4f} {m.psnr_rgb:>8.3f} {ms:>8} "
+              f"{m.encode_s:>7.4f} {m.decode_s:>7.4f}")
+        if args.output is not None:
+            args.output.mkdir(parents=True, exist_ok=True)
+            stem = f"{Path(args.image).stem}.{codec.name}.q{m.quality:g}"
+            (args.output / f"{stem}.bin").write_bytes(m.data)
+            save_png(m.decoded, args.output / f"{stem}.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,269 @@
+"""The codec interface, codec specs, and the registry that maps names to codecs.
+
+A *codec spec* is the string a user writes: ``NAME`` or ``NAME:key=value,key=value``
+(``jpeg:subsampling=444``, ``bmshj2018-hyperprior:checkpoint=codecs/x/q{quality}.pth.tar``).
+:func:`get_codec` turns it into a :class:`Codec` instance, validating the parameters
+against what the codec declares.
+
+Codecs are found in three places, in this order: the built-in table below (imported lazily,
+so ``import rdbench.codecs`` pulls in no codec library), codecs registered at run time with
+:func:`register`, and the ``rdbench.codecs`` entry-point group of installed distributions
+(``name = "package.module:factory"``, where the factory takes the parameters as keyword
+arguments and returns a :class:`Codec`).
+
+The interface is deliberately small, with optional richer methods a codec overrides when it
+can do better than the default:
+
+- :meth:`Codec.encode` / :meth:`Codec.decode` — one image, one quality (the contract).
+- :meth:`Codec.compress` — like ``encode`` but also returns the model's own rate estimate
+  (learned codecs: −Σ log2 p of the same forward pass).
+- :meth:`Codec.compress_ladder` — all qualities of one image; progressive codecs (one encode
+  giving every rate) override it to encode once.
+- :meth:`Codec.compress_batch` / :meth:`Codec.decode_batch` — several images at one quality,
+  for batched GPU paths; the defaults loop.
+"""
+from __future__ import annotations
+
+import importlib
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any, ClassVar
+
+import numpy as np
+
+__all__ = [
+    "Codec",
+    "CodecError",
+    "CodecSpecError",
+    "Encoded",
+    "Param",
+    "available",
+    "get_codec",
+    "parse_spec",
+    "register",
+]
+
+ENTRY_POINT_GROUP = "rdbench.codecs"
+
+
+class CodecError(Exception):
+    """A codec failed on a particular input (encode or decode)."""
+
+
+class CodecSpecError(ValueError):
+    """A codec spec names an unknown codec or carries an invalid parameter."""
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A self-contained bitstream plus the codec's own rate estimate, if it has one."""
+
+    data: bytes
+    estimated_bits: float | None = None
+
+
+@dataclass(frozen=True)
+class Param:
+    """A codec parameter: its default, accepted values (``choices``) and converter."""
+
+    default: Any
+    help: str = ""
+    choices: tuple[Any, ...] | None = None
+    convert: Callable[[str], Any] = str
+
+    def parse(self, codec: str, key: str, raw: str) -> Any:
+        try:
+            value = self.convert(raw)
+        except (TypeError, ValueError) as exc:
+            raise CodecSpecError(f"codec {codec!r}: parameter {key}={raw!r} is invalid ({exc})") from exc
+        if self.choices is not None and value not in self.choices:
+            accepted = ", ".join(str(c) for c in self.choices)
+            raise CodecSpecError(f"codec {codec!r}: {key}={raw!r} is not one of: {accepted}")
+        return value
+
+
+class Codec:
+    """Base class of every codec. Images are ``uint8 (H, W, 3)`` RGB arrays.
+
+    Subclasses set ``name``, ``PARAMS`` and ``DEFAULT_QUALITIES`` and implement ``encode``,
+    ``decode`` and ``version``. ``quality`` is always a number, higher meaning more bits.
+    """
+
+    name: ClassVar[str] = ""
+    #: Parameters accepted in the spec, by key.
+    PARAMS: ClassVar[dict[str, Param]] = {}
+    DEFAULT_QUALITIES: ClassVar[tuple[float, ...]] = ()
+    #: True for codecs whose one encode yields every rate of the ladder (e.g. residual-GRU).
+    progressive: ClassVar[bool] = False
+    #: True for codecs that gain from batching images (GPU models).
+    batched: ClassVar[bool] = False
+
+    def __init__(self, **params: Any):
+        unknown = sorted(set(params) - set(self.PARAMS))
+        if unknown:
+            raise CodecSpecError(_unknown_params_message(self.name, unknown, self.PARAMS))
+        self.params: dict[str, Any] = {k: p.default for k, p in self.PARAMS.items()}
+        self.params.update(params)
+        self.device = "cpu"
+
+    # -- identity ----------------------------------------------------------------------
+    @property
+    def version(self) -> str:
+        """The underlying library and its version, e.g. ``libjpeg-turbo 3.1.0 (Pillow 12.0.0)``."""
+        raise NotImplementedError
+
+    @property
+    def spec(self) -> str:
+        """The canonical spec string: the name plus non-default parameters, sorted."""
+        changed = {k: v for k, v in self.params.items() if v != self.PARAMS[k].default}
+        if not changed:
+            return self.name
+        return self.name + ":" + ",".join(f"{k}={v}" for k, v in sorted(changed.items()))
+
+    def default_qualities(self) -> list[float]:
+        return [float(q) for q in self.DEFAULT_QUALITIES]
+
+    def to(self, device: str) -> "Codec":
+        """Move the codec to a torch device; classical codecs stay on the CPU."""
+        return self
+
+    # -- the contract --------------------------------------------------------------------
+    def encode(self, image: np.ndarray, quality: float) -> bytes:
+        return self.compress(image, quality).data
+
+    def decode(self, data: bytes) -> np.ndarray:
+        raise NotImplementedError
+
+    # -- richer paths, with defaults -------------------------------------------------------
+    def compress(self, image: np.ndarray, quality: float) -> Encoded:
+        """Encode and report the codec's own rate estimate (None for classical codecs)."""
+        if type(self).encode is Codec.encode:
+            raise NotImplementedError(f"{type(self).__name__} must implement encode or compress")
+        return Encoded(self.encode(image, quality))
+
+    def compress_ladder(self, image: np.ndarray, qualities: Sequence[float]) -> list[Encoded]:
+        """All qualities of one image; progressive codecs override this to encode once."""
+        return [self.compress(image, q) for q in qualities]
+
+    def compress_batch(self, images: Sequence[np.ndarray], quality: float) -> list[Encoded]:
+        return [self.compress(im, quality) for im in images]
+
+    def decode_batch(self, streams: Sequence[bytes]) -> list[np.ndarray]:
+        return [self.decode(s) for s in streams]
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.spec}>"
+
+
+# -- spec parsing ------------------------------------------------------------------------
+
+
+def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
+    """Split ``NAME:key=value,key=value`` into the name and raw string parameters.
+
+    Values may contain ``=`` and ``:`` (paths, URLs); parameters are separated by commas.
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise CodecSpecError(f"empty codec spec {spec!r}")
+    name, _, rest = spec.strip().partition(":")
+    params: dict[str, str] = {}
+    for item in filter(None, (s.strip() for s in rest.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise CodecSpecError(f"codec spec {spec!r}: expected key=value, got {item!r}")
+        if key.strip() in params:
+            raise CodecSpecError(f"codec spec {spec!r}: parameter {key.strip()!r} given twice")
+        params[key.strip()] = value.strip()
+    return name.strip(), params
+
+
+def _unknown_params_message(name: str, unknown: Iterable[str], accepted: dict[str, Param]) -> str:
+    listing = ", ".join(f"{k} (default {p.default!r})" for k, p in sorted(accepted.items())) or "none"
+    return f"codec {name!r} does not accept parameter(s) {', '.join(unknown)}; accepted: {listing}"
+
+
+# -- registry ------------------------------------------------------------------------------
+
+#: Built-in codecs: name → "module:attribute", imported on first use.
+_BUILTIN: dict[str, str] = {
+    "jpeg": "rdbench.codecs.pillow_codecs:JPEG",
+    "webp": "rdbench.codecs.pillow_codecs:WebP",
+    "jpeg2000": "rdbench.codecs.pillow_codecs:JPEG2000",
+    "avif": "rdbench.codecs.pillow_codecs:AVIF",
+    "heic": "rdbench.codecs.heic:HEIC",
+    "jpegxl": "rdbench.codecs.jpegxl:JPEGXL",
+}
+#: The classical codecs, the default set of a benchmark run.
+CLASSICAL = ("jpeg", "webp", "jpeg2000", "avif", "heic", "jpegxl")
+
+_registered: dict[str, Callable[..., Codec]] = {}
+_lock = threading.Lock()
+
+
+def register(name: str, factory: Callable[..., Codec] | str | None = None):
+    """Register a codec factory under ``name``; usable as a decorator.
+
+    ``factory`` may be a callable or a lazy ``"module:attribute"`` string.
+    """
+
+    def _add(f):
+        with _lock:
+            _registered[name] = f
+        return f
+
+    return _add(factory) if factory is not None else _add
+
+
+def _entry_points() -> dict[str, Any]:
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def _resolve(target: str) -> Callable[..., Codec]:
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def _factory(name: str) -> Callable[..., Codec]:
+    if name in _registered:
+        f = _registered[name]
+        return _resolve(f) if isinstance(f, str) else f
+    if name in _BUILTIN:
+        return _resolve(_BUILTIN[name])
+    eps = _entry_points()
+    if name in eps:
+        return eps[name].load()
+    raise CodecSpecError(f"unknown codec {name!r}; known codecs: {', '.join(known())}")
+
+
+def known() -> list[str]:
+    """Every codec name rdbench knows, whether or not its library imports here."""
+    return sorted(set(_BUILTIN) | set(_registered) | set(_entry_points()))
+
+
+def available() -> list[str]:
+    """The codec names whose implementation (and its library) can be imported here."""
+    names = []
+    for name in known():
+        try:
+            _factory(name)
+        except ImportError:
+            continue
+        names.append(name)
+    return names
+
+
+def get_codec(spec: str) -> Codec:
+    """Build the codec a spec describes, e.g. ``get_codec("jpeg:subsampling=444")``."""
+    name, raw = parse_spec(spec)
+    factory = _factory(name)
+    accepted: dict[str, Param] = getattr(factory, "PARAMS", None) or {}
+    if accepted or raw:
+        unknown = sorted(set(raw) - set(accepted))
+        if unknown:
+            raise CodecSpecError(_unknown_params_message(name, unknown, accepted))
+        params = {k: accepted[k].parse(name, k, v) for k, v in raw.items()}
+    else:
+        params = {}
+    return factory(**params)

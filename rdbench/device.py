@@ -1,0 +1,36 @@
+"""Choosing the torch device: ``auto`` means CUDA when present, else the CPU."""
+from __future__ import annotations
+
+
+def resolve_device(device: str = "auto") -> str:
+    """``auto`` | ``cpu`` | ``cuda`` | ``cuda:N`` → a concrete device string.
+
+    Asking for CUDA where none is usable is an error, not a silent fallback: a benchmark that
+    claims GPU timings must have run on the GPU.
+    """
+    if device == "cpu":
+        return "cpu"
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        if device == "auto":
+            return "cpu"
+        raise
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"device {device!r} requested but CUDA is not available")
+        index = int(device.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise RuntimeError(f"device {device!r} requested but only {torch.cuda.device_count()} GPU(s)")
+        return device
+    raise ValueError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
+
+
+def synchronize(device: str) -> None:
+    """Wait for queued GPU work so that wall-clock timings are honest (no-op on the CPU)."""
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize(device)

@@ -1,0 +1,243 @@
+"""``bd_rate.csv``: Bjøntegaard deltas of every codec against an anchor codec.
+
+Columns::
+
+    dataset, codec, anchor, metric, bd_rate_percent, bd_metric, bpp_min, bpp_max,
+    interpolation, n_points, reason
+
+* One row per (dataset, codec spec, metric) for the metrics ``psnr_rgb`` and ``ms_ssim_db``, using
+  the summary curves (mean bpp and mean metric per quality). The anchor's own spec gets no row.
+* The anchor is chosen by codec *name* (the part of a spec before ``:``). If a dataset holds several
+  specs of that name (``jpeg`` and ``jpeg:subsampling=444``), the plain spec (exactly the name) is
+  the anchor; without a plain one, the alphabetically first spec is. An anchor given as a full spec
+  that exists in the dataset is used as is. The ``anchor`` column names the spec used.
+* ``bd_rate_percent``: average rate difference at equal quality, in percent (negative = the codec
+  needs fewer bits than the anchor). It integrates log10(bpp) as a function of the metric over the
+  overlap of the two curves' metric ranges (the classical Bjøntegaard definition).
+* ``bd_metric``: average metric difference at equal rate, in the metric's unit (dB for both
+  metrics; positive = better), integrated over the overlap of the two log-rate ranges.
+* ``bpp_min``/``bpp_max``: that overlapping bpp range (empty when the ranges are disjoint).
+* ``interpolation``: the piecewise interpolation of the ``bjontegaard`` package used (``pchip``).
+* ``n_points``: the smaller of the two curves' numbers of usable points (finite metric, bpp > 0).
+* ``reason``: why the BD values are empty (fewer than 4 points on a curve, no overlap, anchor missing
+  from the dataset, repeated values on the integration axis); empty when both values are present.
+  When only one of the two values can be computed the other is empty and ``reason`` says why.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+BD_COLUMNS = [
+    "dataset",
+    "codec",
+    "anchor",
+    "metric",
+    "bd_rate_percent",
+    "bd_metric",
+    "bpp_min",
+    "bpp_max",
+    "interpolation",
+    "n_points",
+    "reason",
+]
+BD_METRICS = ("psnr_rgb", "ms_ssim_db")
+DEFAULT_ANCHOR = "jpeg"
+INTERPOLATION = "pchip"
+MIN_POINTS = 4
+
+
+def codec_name(spec: str) -> str:
+    """The codec name of a spec: ``"jpeg:subsampling=444"`` → ``"jpeg"``."""
+    return str(spec).split(":", 1)[0].strip()
+
+
+def select_anchor(specs: Sequence[str], anchor: str) -> str | None:
+    """The spec among ``specs`` that serves as anchor (see the module docstring), or None."""
+    specs = sorted({str(s) for s in specs})
+    if anchor in specs:
+        return anchor
+    name = codec_name(anchor)
+    if name in specs:
+        return name
+    candidates = [s for s in specs if codec_name(s) == name]
+    return candidates[0] if candidates else None
+
+
+@dataclass
+class BDResult:
+    bd_rate_percent: float | None
+    bd_metric: float | None
+    bpp_min: float | None
+    bpp_max: float | None
+    n_points: int
+    reason: str = ""
+    interpolation: str = INTERPOLATION
+
+
+def _clean_curve(bpp, metric) -> tuple[np.ndarray, np.ndarray]:
+    bpp = np.asarray(bpp, dtype=np.float64)
+    metric = np.asarray(metric, dtype=np.float64)
+    ok = np.isfinite(bpp) & np.isfinite(metric) & (bpp > 0)
+    pts = np.unique(np.stack([bpp[ok], metric[ok]], axis=1), axis=0)  # drops exact repeats
+    return pts[:, 0], pts[:, 1]
+
+
+def _sorted_by(base: np.ndarray, other: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Both arrays ordered by ``base``; None when ``base`` repeats a value (not a function)."""
+    order = np.argsort(base, kind="stable")
+    base, other = base[order], other[order]
+    if np.any(np.diff(base) <= 0):
+        return None
+    return base, other
+
+
+def bd_compare(
+    anchor_bpp,
+    anchor_metric,
+    test_bpp,
+    test_metric,
+    interpolation: str = INTERPOLATION,
+) -> BDResult:
+    """BD-rate (percent) and BD-metric of a test curve against an anchor curve.
+
+    Points with a non-finite value or bpp ≤ 0 are ignored. Each curve needs at least
+    ``MIN_POINTS`` points and the curves must overlap; otherwise the values are None and
+    ``reason`` says why. Never raises for bad data.
+    """
+    import bjontegaard
+
+    a_r, a_m = _clean_curve(anchor_bpp, anchor_metric)
+    t_r, t_m = _clean_curve(test_bpp, test_metric)
+    n_points = int(min(len(a_r), len(t_r)))
+    res = BDResult(None, None, None, None, n_points, "", interpolation)
+
+    if len(a_r) and len(t_r):
+        lo, hi = max(a_r.min(), t_r.min()), min(a_r.max(), t_r.max())
+        if hi > lo:
+            res.bpp_min, res.bpp_max = float(lo), float(hi)
+
+    problems = []
+    if len(a_r) < MIN_POINTS or len(t_r) < MIN_POINTS:
+        res.reason = (
+            f"too few points: anchor {len(a_r)}, codec {len(t_r)} (at least {MIN_POINTS} needed on each curve)"
+        )
+        return res
+    if res.bpp_min is None:
+        res.reason = (
+            f"no overlap in bpp: anchor {a_r.min():.4g}–{a_r.max():.4g}, codec {t_r.min():.4g}–{t_r.max():.4g}"
+        )
+        return res
+
+    # BD-rate: log-rate as a function of the metric, over the metric overlap.
+    m_lo, m_hi = max(a_m.min(), t_m.min()), min(a_m.max(), t_m.max())
+    a_sorted, t_sorted = _sorted_by(a_m, a_r), _sorted_by(t_m, t_r)
+    if not m_hi > m_lo:
+        problems.append(
+            f"bd_rate: no overlap in metric: anchor {a_m.min():.4g}–{a_m.max():.4g}, "
+            f"codec {t_m.min():.4g}–{t_m.max():.4g}"
+        )
+    elif a_sorted is None or t_sorted is None:
+        problems.append("bd_rate: a curve repeats a metric value at different rates")
+    else:
+        value = _call(bjontegaard.bd_rate, a_sorted[1], a_sorted[0], t_sorted[1], t_sorted[0], interpolation)
+        if isinstance(value, str):
+            problems.append(f"bd_rate: {value}")
+        else:
+            res.bd_rate_percent = value
+
+    # BD-metric: the metric as a function of log-rate, over the rate overlap.
+    a_sorted, t_sorted = _sorted_by(a_r, a_m), _sorted_by(t_r, t_m)
+    if a_sorted is None or t_sorted is None:
+        problems.append("bd_metric: a curve repeats a bpp value with different metric values")
+    else:
+        value = _call(bjontegaard.bd_psnr, a_sorted[0], a_sorted[1], t_sorted[0], t_sorted[1], interpolation)
+        if isinstance(value, str):
+            problems.append(f"bd_metric: {value}")
+        else:
+            res.bd_metric = value
+    res.reason = "; ".join(problems)
+    return res
+
+
+def _call(fn, rate_a, metric_a, rate_t, metric_t, interpolation) -> float | str:
+    """Run a ``bjontegaard`` function; a float, or a string saying why there is none."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            value = fn(
+                rate_a, metric_a, rate_t, metric_t,
+                method=interpolation, require_matching_points=False, min_overlap=0,
+            )
+    except Exception as exc:  # the package raises ValueError/AssertionError on degenerate curves
+        return f"{type(exc).__name__}: {exc}"
+    value = float(value)
+    if not math.isfinite(value):
+        return "not finite"
+    return value
+
+
+def compute_bd_rates(
+    summary: pd.DataFrame,
+    anchor: str = DEFAULT_ANCHOR,
+    metrics: Sequence[str] = BD_METRICS,
+    interpolation: str = INTERPOLATION,
+) -> pd.DataFrame:
+    """The ``bd_rate.csv`` table (see the module docstring) from a summary table."""
+    rows = []
+    usable = summary[summary["n_images"] > 0] if "n_images" in summary else summary
+    for dataset in sorted(summary["dataset"].astype(str).unique()):
+        in_ds = usable[usable["dataset"].astype(str) == dataset]
+        specs = sorted(summary.loc[summary["dataset"].astype(str) == dataset, "codec"].astype(str).unique())
+        anchor_spec = select_anchor(specs, anchor)
+        for spec in specs:
+            if spec == anchor_spec:
+                continue
+            test = in_ds[in_ds["codec"].astype(str) == spec]
+            for metric in metrics:
+                if anchor_spec is None:
+                    res = BDResult(None, None, None, None, 0,
+                                   f"anchor {anchor!r} not in dataset {dataset!r}", interpolation)
+                else:
+                    ref = in_ds[in_ds["codec"].astype(str) == anchor_spec]
+                    res = bd_compare(ref["bpp"], ref[metric], test["bpp"], test[metric], interpolation)
+                rows.append(
+                    {
+                        "dataset": dataset,
+                        "codec": spec,
+                        "anchor": anchor_spec if anchor_spec is not None else anchor,
+                        "metric": metric,
+                        "bd_rate_percent": res.bd_rate_percent,
+                        "bd_metric": res.bd_metric,
+                        "bpp_min": res.bpp_min,
+                        "bpp_max": res.bpp_max,
+                        "interpolation": res.interpolation,
+                        "n_points": res.n_points,
+                        "reason": res.reason,
+                    }
+                )
+    table = pd.DataFrame(rows, columns=BD_COLUMNS)
+    for c in ("bd_rate_percent", "bd_metric", "bpp_min", "bpp_max"):
+        table[c] = table[c].astype("float64")
+    table["n_points"] = table["n_points"].astype("int64")
+    return table
+
+
+def write_bd_rate(
+    summary: pd.DataFrame,
+    path: str | Path,
+    anchor: str = DEFAULT_ANCHOR,
+    interpolation: str = INTERPOLATION,
+) -> pd.DataFrame:
+    """Compute the BD table from a summary table and write it as CSV; returns the table."""
+    table = compute_bd_rates(summary, anchor=anchor, interpolation=interpolation)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, index=False)
+    return table

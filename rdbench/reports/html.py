@@ -1,0 +1,295 @@
+"""``report.html``: one self-contained page (inline CSS, PNG plots embedded as data URIs, no script,
+no network asset) with the run configuration, the summary and BD-rate tables, the plots, the errors
+and the per-image outliers. Every piece of text coming from data is escaped with ``html.escape``.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import json
+import math
+from html import escape
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .runs import RunInfo
+
+MAX_ERROR_ROWS = 500
+OUTLIERS_PER_CODEC = 3
+
+CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 1.5em auto;
+       max-width: 1400px; padding: 0 1em; color: #222; line-height: 1.4; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { margin-top: 1.8em; border-bottom: 1px solid #ccc; }
+h3 { margin-top: 1.2em; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0 1em 0; }
+th, td { border: 1px solid #d0d0d0; padding: 2px 6px; vertical-align: top; }
+th { background: #f0f0f0; position: sticky; top: 0; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+tr:nth-child(even) td { background: #fafafa; }
+.note { color: #555; font-size: 0.9em; }
+.warn { color: #a33; }
+figure { display: inline-block; margin: 0.5em 1em 1em 0; vertical-align: top; }
+figure img { max-width: 100%; height: auto; border: 1px solid #e4e4e4; }
+figcaption { font-size: 0.85em; color: #555; }
+pre { white-space: pre-wrap; word-break: break-word; margin: 0; font-size: 0.95em; }
+nav a { margin-right: 1em; }
+"""
+
+# How each known column is formatted: number of decimals ("g" = significant digits for times).
+FORMATS = {
+    "quality": "q",
+    "bpp": 4, "bpp_estimated": 4, "bpp_min": 4, "bpp_max": 4,
+    "psnr_rgb": 3, "psnr_rgb_pooled": 3, "psnr_y": 3, "ms_ssim_db": 3,
+    "ms_ssim_rgb": 5,
+    "encode_s": "g", "decode_s": "g",
+    "bd_rate_percent": 2, "bd_metric": 3,
+    "delta_psnr": 3,
+}
+
+
+def esc(value) -> str:
+    return escape(str(value), quote=True)
+
+
+def format_value(value, column: str = "") -> str:
+    """Text of one cell: empty for null/NaN, ∞ for infinities, column-specific precision."""
+    if value is None or value is pd.NA:
+        return ""
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        if math.isnan(v):
+            return ""
+        if math.isinf(v):
+            return "∞" if v > 0 else "−∞"
+        fmt = FORMATS.get(column)
+        if fmt == "q":
+            return f"{v:g}"
+        if fmt == "g":
+            return f"{v:.4g}"
+        if isinstance(fmt, int):
+            return f"{v:.{fmt}f}"
+        return f"{v:.6g}"
+    return str(value)
+
+
+def _is_numeric(series: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+
+
+def html_table(df: pd.DataFrame, table_id: str | None = None, columns: Sequence[str] | None = None,
+               headers: Mapping[str, str] | None = None) -> str:
+    """An escaped HTML table of ``df`` (all or the given columns)."""
+    columns = list(columns) if columns is not None else list(df.columns)
+    headers = headers or {}
+    id_attr = f' id="{esc(table_id)}"' if table_id else ""
+    out = [f"<table{id_attr}>", "<thead><tr>"]
+    out += [f"<th>{esc(headers.get(c, c))}</th>" for c in columns]
+    out.append("</tr></thead><tbody>")
+    numeric = {c: _is_numeric(df[c]) for c in columns}
+    for row in df[columns].itertuples(index=False, name=None):
+        cells = []
+        for c, v in zip(columns, row):
+            cls = ' class="num"' if numeric[c] else ""
+            cells.append(f"<td{cls}>{esc(format_value(v, c))}</td>")
+        out.append("<tr>" + "".join(cells) + "</tr>")
+    out.append("</tbody></table>")
+    return "\n".join(out)
+
+
+def _flatten(obj, prefix: str = "") -> list[tuple[str, str]]:
+    """Nested dicts as (dotted key, text) pairs; lists and scalars as compact JSON/text."""
+    items: list[tuple[str, str]] = []
+    if isinstance(obj, Mapping) and obj:
+        for k, v in obj.items():
+            items += _flatten(v, f"{prefix}.{k}" if prefix else str(k))
+    else:
+        if isinstance(obj, str):
+            text = obj
+        else:
+            try:
+                text = json.dumps(obj, ensure_ascii=False, default=str)
+            except (TypeError, ValueError):
+                text = repr(obj)
+        items.append((prefix or "(value)", text))
+    return items
+
+
+def runs_section(runs: Iterable[RunInfo]) -> str:
+    out = ['<h2 id="runs">Run configuration and environment</h2>']
+    for run in runs:
+        out.append(f"<h3>{esc(run.name)}</h3>")
+        out.append(f'<p class="note">folder: <code>{esc(run.path)}</code></p>')
+        if run.note:
+            out.append(f'<p class="warn">{esc(run.note)}</p>')
+        pairs = _flatten(run.config)
+        if run.config:
+            out.append('<table class="runjson"><thead><tr><th>key</th><th>value</th></tr></thead><tbody>')
+            for k, v in pairs:
+                out.append(f"<tr><td><code>{esc(k)}</code></td><td><pre>{esc(v)}</pre></td></tr>")
+            out.append("</tbody></table>")
+    return "\n".join(out)
+
+
+def outliers(results: pd.DataFrame, per_codec: int = OUTLIERS_PER_CODEC) -> pd.DataFrame:
+    """Per (dataset, codec), the images whose PSNR falls furthest below the mean at their quality.
+
+    Ranking by the gap to the mean of the same (dataset, codec, quality) finds the images a codec
+    handles worst, rather than simply listing its lowest quality setting.
+    """
+    cols = ["dataset", "codec", "quality", "image_id", "height", "width", "bpp", "psnr_rgb", "delta_psnr",
+            "ms_ssim_db", "roundtrip_ok"]
+    if results.empty:
+        return pd.DataFrame(columns=cols)
+    r = results[np.isfinite(results["psnr_rgb"].astype(float))].copy()
+    if r.empty:
+        return pd.DataFrame(columns=cols)
+    mean = r.groupby(["dataset", "codec", "quality"])["psnr_rgb"].transform("mean")
+    r["delta_psnr"] = r["psnr_rgb"] - mean
+    r = r.sort_values(["dataset", "codec", "delta_psnr", "quality", "image_id"])
+    return r.groupby(["dataset", "codec"], sort=True).head(per_codec)[cols].reset_index(drop=True)
+
+
+def _data_uri_png(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def plots_section(plots: Mapping[str, Mapping[str, Sequence[Path]]], out_dir: Path) -> str:
+    titles = {"psnr_rgb": "Rate–PSNR (RGB)", "ms_ssim_db": "Rate–MS-SSIM (dB)", "time": "Encode/decode time"}
+    out = ['<h2 id="plots">Plots</h2>']
+    if not plots:
+        out.append('<p class="note">No results, so no plots.</p>')
+    for dataset, entry in plots.items():
+        out.append(f"<h3>{esc(dataset)}</h3>")
+        for kind, paths in entry.items():
+            png = next((p for p in paths if p.suffix == ".png"), None)
+            if png is None:
+                continue
+            links = " · ".join(
+                f'<a href="{esc(_relative(p, out_dir))}">{esc(p.suffix[1:].upper())}</a>' for p in paths
+            )
+            alt = f"{titles.get(kind, kind)}, {dataset}"
+            out.append(
+                f'<figure><img src="{_data_uri_png(png)}" alt="{esc(alt)}" width="900">'
+                f"<figcaption>{esc(titles.get(kind, kind))} — files: {links}</figcaption></figure>"
+            )
+    return "\n".join(out)
+
+
+def _relative(path: Path, base: Path) -> str:
+    try:
+        return path.resolve().relative_to(base.resolve()).as_posix()
+    except ValueError:
+        return path.resolve().as_uri()
+
+
+def errors_section(errors: pd.DataFrame) -> str:
+    out = ['<h2 id="errors">Errors</h2>']
+    if errors.empty:
+        out.append('<p class="note">No errors were recorded.</p>')
+        return "\n".join(out)
+    counts = (
+        errors.groupby(["dataset", "codec", "stage", "error_type"], dropna=False)
+        .size().rename("count").reset_index()
+        .sort_values(["dataset", "codec", "stage", "error_type"])
+    )
+    out.append(f"<p>{len(errors)} failed (image, codec, quality) attempts. An empty quality marks a failure "
+               "before any quality was tried (such as an unreadable image); in summary.csv it counts "
+               "towards every quality of that codec.</p>")
+    out.append(html_table(counts, "errors-by-type"))
+    shown = errors.sort_values(["dataset", "codec", "quality", "image_id"], na_position="first")
+    if len(shown) > MAX_ERROR_ROWS:
+        out.append(f'<p class="note">Showing the first {MAX_ERROR_ROWS} of {len(shown)} errors; '
+                   "all of them are in errors/*.parquet.</p>")
+        shown = shown.head(MAX_ERROR_ROWS)
+    cols = ["dataset", "image_id", "codec", "quality", "stage", "error_type", "message", "run_id"]
+    out.append(html_table(shown, "errors", [c for c in cols if c in shown]))
+    return "\n".join(out)
+
+
+def render_report(
+    runs: Sequence[RunInfo],
+    results: pd.DataFrame,
+    errors: pd.DataFrame,
+    summary: pd.DataFrame,
+    bd: pd.DataFrame,
+    plots: Mapping[str, Mapping[str, Sequence[Path]]],
+    out_dir: str | Path,
+    anchor: str = "jpeg",
+    reference: Sequence[str] = (),
+    notes: Sequence[str] = (),
+) -> str:
+    """The report page as a string."""
+    out_dir = Path(out_dir)
+    names = ", ".join(r.name for r in runs)
+    generated = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>rdbench report — {esc(names)}</title>",
+        f"<style>{CSS}</style></head><body>",
+        f"<h1>rdbench report — {esc(names)}</h1>",
+        f'<p class="note">Generated {esc(generated)} from {len(runs)} run folder(s): '
+        f"{len(results)} result rows, {len(errors)} error rows, "
+        f"{summary['dataset'].nunique() if len(summary) else 0} dataset(s), "
+        f"{summary['codec'].nunique() if len(summary) else 0} codec spec(s).</p>",
+        '<nav><a href="#runs">Configuration</a><a href="#summary">Summary</a><a href="#bd-rate">BD-rate</a>'
+        '<a href="#plots">Plots</a><a href="#errors">Errors</a><a href="#outliers">Outliers</a></nav>',
+    ]
+    for note in notes:
+        parts.append(f'<p class="warn">{esc(note)}</p>')
+
+    parts.append(runs_section(runs))
+
+    parts.append('<h2 id="summary">Summary</h2>')
+    parts.append(
+        '<p class="note">One row per (dataset, codec, quality); means over the images (nulls ignored), '
+        "except psnr_rgb_pooled: the PSNR of the squared error summed over the set. bpp counts the whole "
+        "bitstream. Times are seconds per image. Also in summary.csv.</p>"
+    )
+    parts.append(html_table(summary, "summary-table") if len(summary) else '<p id="summary-table">No results.</p>')
+
+    parts.append('<h2 id="bd-rate">BD-rate</h2>')
+    parts.append(
+        f"<p class=\"note\">Against the anchor codec <code>{esc(anchor)}</code>. Negative bd_rate_percent: "
+        "fewer bits than the anchor at equal quality (integrated over the overlapping metric range); "
+        "bd_metric: quality gain in dB at equal rate over the overlapping bpp range [bpp_min, bpp_max]. "
+        "Empty values come with a reason. Also in bd_rate.csv.</p>"
+    )
+    parts.append(html_table(bd, "bd-rate-table") if len(bd) else
+                 '<p id="bd-rate-table">No codec to compare with the anchor.</p>')
+
+    parts.append(plots_section(plots, out_dir))
+    if reference:
+        parts.append(
+            f'<p class="note">Grey curves: published figures ({esc(", ".join(reference))}), '
+            "measured by others on their own software versions; the CLIC figures are on the CLIC2020 "
+            "test sets. See rdbench/reports/reference/README.md.</p>"
+        )
+
+    parts.append(errors_section(errors))
+
+    parts.append('<h2 id="outliers">Per-image outliers</h2>')
+    parts.append(
+        f'<p class="note">For each codec, the {OUTLIERS_PER_CODEC} images whose PSNR falls furthest below '
+        "the codec's mean PSNR at the same quality (delta_psnr, dB).</p>"
+    )
+    out_tab = outliers(results)
+    parts.append(html_table(out_tab, "outliers-table") if len(out_tab) else '<p id="outliers-table">No results.</p>')
+    if len(results) and "roundtrip_ok" in results and (~results["roundtrip_ok"].astype(bool)).any():
+        bad = results[~results["roundtrip_ok"].astype(bool)]
+        parts.append(f'<h3 class="warn">Round-trip mismatches ({len(bad)})</h3>')
+        parts.append('<p class="note">A second, independent decode of the same bytes gave a different image.</p>')
+        parts.append(html_table(bad, "roundtrip-table",
+                                ["dataset", "codec", "quality", "image_id", "bpp", "psnr_rgb", "device"]))
+
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"

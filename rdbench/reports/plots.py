@@ -1,0 +1,232 @@
+"""Rate-distortion and timing plots (matplotlib, Agg; no pyplot global state is touched).
+
+Per dataset, into ``<out>/plots/``:
+
+* ``rd_psnr_rgb_<dataset>.png/.svg`` and ``rd_ms_ssim_db_<dataset>.png/.svg``: one line per codec
+  spec with markers; classical codecs dashed, learned codecs solid; optional published reference
+  curves in grey (reference MS-SSIM is converted to dB for the dB plot).
+* ``time_<dataset>.png/.svg``: mean encode and decode time per image versus bpp, log-log.
+
+``<dataset>`` is the dataset name when it only holds letters, digits, ``.``, ``_`` and ``-``;
+other names (``folder:/data/x``) are made safe and get a short hash (see :func:`file_slug`).
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from .bdrate import codec_name
+from .reference import load_reference
+
+CLASSICAL_CODECS = frozenset({"jpeg", "webp", "jpeg2000", "avif", "heic", "jpegxl"})
+RD_METRICS = {
+    "psnr_rgb": "PSNR (RGB) [dB]",
+    "ms_ssim_db": "MS-SSIM (RGB) [dB]  = −10·log10(1 − MS-SSIM)",
+}
+FIGSIZE = (7.0, 4.4)  # inches; fits a paper column pair at 100 %
+DPI = 150
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "*", "p")
+REF_STYLES = (("-", "."), ("--", "x"), (":", "+"), ("-.", "1"))
+_SAFE = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+def is_classical(spec: str) -> bool:
+    return codec_name(spec) in CLASSICAL_CODECS
+
+
+def file_slug(dataset: str) -> str:
+    """A file-name-safe form of a dataset name (unchanged when already safe)."""
+    dataset = str(dataset)
+    if _SAFE.match(dataset):
+        return dataset
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", dataset).strip("._")[:60] or "dataset"
+    return f"{cleaned}-{hashlib.sha1(dataset.encode()).hexdigest()[:8]}"
+
+
+def codec_styles(codecs: Sequence[str]) -> dict[str, dict]:
+    """Stable colour/marker/line style per codec spec, shared by all plots of a report."""
+    codecs = sorted({str(c) for c in codecs})
+    palette = _palette(len(codecs))
+    styles = {}
+    for i, spec in enumerate(codecs):
+        styles[spec] = {
+            "color": palette[i],
+            "marker": MARKERS[i % len(MARKERS)],
+            "linestyle": "--" if is_classical(spec) else "-",
+        }
+    return styles
+
+
+def _palette(n: int) -> list:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
+def _new_figure(ncols: int = 1, figsize=FIGSIZE):
+    fig = Figure(figsize=figsize, dpi=DPI)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, ncols, squeeze=False)[0]
+    return fig, list(axes)
+
+
+def _save(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for ext in ("png", "svg"):
+        path = out_dir / f"{stem}.{ext}"
+        fig.savefig(path, format=ext, dpi=DPI, bbox_inches="tight", metadata=_metadata(ext))
+        paths.append(path)
+    return paths
+
+
+def _metadata(ext: str) -> dict:
+    # Reproducible files: no creation date / software version stamped in.
+    if ext == "svg":
+        return {"Date": None, "Creator": None}
+    return {"Software": None}
+
+
+def _legend(ax, n_entries: int) -> None:
+    if n_entries == 0:
+        return
+    ncol = 1 if n_entries <= 16 else 2
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small" if n_entries <= 16 else "x-small",
+              frameon=False, ncol=ncol, borderaxespad=0.0)
+
+
+def _limits(values: np.ndarray, log: bool = False) -> tuple[float, float] | None:
+    values = values[np.isfinite(values)]
+    if log:
+        values = values[values > 0]
+    if values.size == 0:
+        return None
+    lo, hi = float(values.min()), float(values.max())
+    if log:
+        return lo / 1.25, hi * 1.25
+    pad = (hi - lo) * 0.06 or max(abs(hi) * 0.05, 0.05)
+    return lo - pad, hi + pad
+
+
+def plot_rd(
+    summary: pd.DataFrame,
+    dataset: str,
+    metric: str,
+    out_dir: str | Path,
+    reference: Sequence[str] | str | None = (),
+    styles: dict[str, dict] | None = None,
+) -> list[Path]:
+    """One R-D plot (PNG and SVG) of ``metric`` for ``dataset``; returns the files written."""
+    if metric not in RD_METRICS:
+        raise ValueError(f"unknown metric {metric!r}; expected one of {sorted(RD_METRICS)}")
+    data = summary[(summary["dataset"].astype(str) == str(dataset)) & (summary["n_images"] > 0)]
+    styles = styles or codec_styles(data["codec"].unique())
+    fig, (ax,) = _new_figure()
+    n_entries = 0
+    for spec in sorted(data["codec"].astype(str).unique()):
+        curve = data[data["codec"].astype(str) == spec].sort_values("bpp")
+        ok = np.isfinite(curve["bpp"]) & np.isfinite(curve[metric])
+        if not ok.any():
+            continue
+        st = styles.get(spec) or codec_styles([spec])[spec]
+        ax.plot(curve["bpp"][ok], curve[metric][ok], label=spec, color=st["color"], marker=st["marker"],
+                linestyle=st["linestyle"], linewidth=1.6, markersize=4.5, zorder=3)
+        n_entries += 1
+    xlim = _limits(data["bpp"].to_numpy(dtype=float))
+    ylim = _limits(data[metric].to_numpy(dtype=float))
+
+    ref = load_reference(dataset, reference)
+    greys = ("0.35", "0.55", "0.7")
+    for i, (method, curve) in enumerate(ref.groupby("method", sort=True)):
+        curve = curve.sort_values("bpp")
+        ok = np.isfinite(curve["bpp"]) & np.isfinite(curve[metric])
+        if not ok.any():
+            continue
+        ls, mk = REF_STYLES[i % len(REF_STYLES)]
+        ax.plot(curve["bpp"][ok], curve[metric][ok], label=f"[ref] {curve['label'].iloc[0]}",
+                color=greys[(i // len(REF_STYLES)) % len(greys)], linestyle=ls, marker=mk,
+                linewidth=1.0, markersize=3.5, zorder=2)
+        n_entries += 1
+
+    # Frame our own data; reference curves are clipped to it rather than stretching the axes.
+    if xlim:
+        ax.set_xlim(max(0.0, xlim[0]), xlim[1])
+    if ylim:
+        ax.set_ylim(*ylim)
+    if n_entries == 0:
+        ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center", color="0.4")
+    ax.set_xlabel("Rate [bits per pixel]")
+    ax.set_ylabel(RD_METRICS[metric])
+    n_images = int(data["n_images"].max()) if len(data) else 0
+    ax.set_title(f"{dataset} — {n_images} image{'s' if n_images != 1 else ''}", fontsize="medium")
+    ax.grid(True, which="major", alpha=0.35)
+    _legend(ax, n_entries)
+    paths = _save(fig, Path(out_dir), f"rd_{metric}_{file_slug(dataset)}")
+    return paths
+
+
+def plot_times(
+    summary: pd.DataFrame,
+    dataset: str,
+    out_dir: str | Path,
+    styles: dict[str, dict] | None = None,
+) -> list[Path]:
+    """Encode and decode time per image versus bpp (log-log) for ``dataset``."""
+    data = summary[(summary["dataset"].astype(str) == str(dataset)) & (summary["n_images"] > 0)]
+    styles = styles or codec_styles(data["codec"].unique())
+    fig, axes = _new_figure(ncols=2, figsize=(10.0, 4.0))
+    n_entries = 0
+    for ax, column, title in zip(axes, ("encode_s", "decode_s"), ("Encode", "Decode")):
+        any_data = False
+        for spec in sorted(data["codec"].astype(str).unique()):
+            curve = data[data["codec"].astype(str) == spec].sort_values("bpp")
+            ok = (curve["bpp"] > 0) & (curve[column] > 0) & np.isfinite(curve[column])
+            if not ok.any():
+                continue
+            st = styles.get(spec) or codec_styles([spec])[spec]
+            ax.plot(curve["bpp"][ok], curve[column][ok], label=spec if column == "encode_s" else None,
+                    color=st["color"], marker=st["marker"], linestyle=st["linestyle"], linewidth=1.4,
+                    markersize=4)
+            any_data = True
+            n_entries += column == "encode_s"
+        if any_data:
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+        else:
+            ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center", color="0.4")
+        ax.set_xlabel("Rate [bits per pixel]")
+        ax.set_ylabel(f"{title} time per image [s]")
+        ax.set_title(f"{title} — {dataset}", fontsize="medium")
+        ax.grid(True, which="major", alpha=0.35)
+    if n_entries:
+        handles, labels = axes[0].get_legend_handles_labels()
+        axes[-1].legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small",
+                        frameon=False, borderaxespad=0.0)
+    fig.tight_layout()
+    return _save(fig, Path(out_dir), f"time_{file_slug(dataset)}")
+
+
+def make_plots(
+    summary: pd.DataFrame,
+    out_dir: str | Path,
+    reference: Sequence[str] | str | None = (),
+) -> dict[str, dict[str, list[Path]]]:
+    """All plots of all datasets into ``out_dir``: {dataset: {"psnr_rgb"|"ms_ssim_db"|"time": [png, svg]}}."""
+    out_dir = Path(out_dir)
+    styles = codec_styles(summary["codec"].astype(str).unique()) if len(summary) else {}
+    written: dict[str, dict[str, list[Path]]] = {}
+    for dataset in sorted(summary["dataset"].astype(str).unique()):
+        entry = {}
+        for metric in RD_METRICS:
+            entry[metric] = plot_rd(summary, dataset, metric, out_dir, reference, styles)
+        entry["time"] = plot_times(summary, dataset, out_dir, styles)
+        written[dataset] = entry
+    return written

@@ -1,0 +1,152 @@
+"""``summary.csv``: one row per (dataset, codec, quality).
+
+Columns (a contract, see DESIGN.md)::
+
+    dataset, codec, quality, n_images, n_errors, bpp, psnr_rgb, psnr_rgb_pooled, psnr_y,
+    ms_ssim_rgb, ms_ssim_db, encode_s, decode_s
+
+* ``codec`` is the full codec spec (``jpeg:subsampling=444`` and ``jpeg`` are separate curves).
+* ``bpp``, ``psnr_rgb``, ``psnr_y``, ``ms_ssim_rgb``, ``ms_ssim_db``, ``encode_s``, ``decode_s`` are
+  arithmetic means over the images; null values are ignored (MS-SSIM is null for images below its
+  minimum size), so a mean may be over fewer than ``n_images`` images. ``ms_ssim_db`` is the mean of
+  the per-image dB values, not the dB of the mean MS-SSIM. A lossless image has an infinite PSNR,
+  which makes the mean infinite as well.
+* ``psnr_rgb_pooled`` is the PSNR of the squared error summed over the whole set (as the CLIC
+  challenge reports it): each image's MSE is recovered from its ``psnr_rgb`` as
+  255²·10^(−psnr/10) (an infinite PSNR is a zero error) and weighted by its sample count
+  height·width·3.
+* ``n_images`` counts the successful images, ``n_errors`` the ``errors`` rows for that
+  (dataset, codec, quality). An error row with a null quality (a failure before any quality was
+  tried, such as an image that could not be loaded) counts once for *every* quality of that codec in
+  that dataset, because that image is missing from every point of the curve. A (dataset, codec,
+  quality) that only has errors still gets a row (``n_images`` 0, empty means); a codec that only has
+  null-quality errors in a dataset gets one row with an empty quality.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+SUMMARY_COLUMNS = [
+    "dataset",
+    "codec",
+    "quality",
+    "n_images",
+    "n_errors",
+    "bpp",
+    "psnr_rgb",
+    "psnr_rgb_pooled",
+    "psnr_y",
+    "ms_ssim_rgb",
+    "ms_ssim_db",
+    "encode_s",
+    "decode_s",
+]
+MEAN_COLUMNS = ["bpp", "psnr_rgb", "psnr_y", "ms_ssim_rgb", "ms_ssim_db", "encode_s", "decode_s"]
+KEYS = ["dataset", "codec", "quality"]
+
+
+def mse_from_psnr(psnr: np.ndarray | pd.Series, peak: float = 255.0) -> np.ndarray:
+    """The MSE a PSNR stands for; an infinite PSNR (identical images) is a zero error."""
+    psnr = np.asarray(psnr, dtype=np.float64)
+    with np.errstate(over="ignore"):
+        mse = peak**2 * np.power(10.0, -psnr / 10.0)
+    return np.where(np.isposinf(psnr), 0.0, mse)
+
+
+def pooled_psnr(psnr, height, width, peak: float = 255.0) -> float:
+    """PSNR of the summed squared error over a set of images, from their per-image PSNRs.
+
+    Images with a null (NaN) PSNR are left out; an empty set gives NaN, a zero error +inf.
+    """
+    psnr = np.asarray(psnr, dtype=np.float64)
+    samples = np.asarray(height, dtype=np.float64) * np.asarray(width, dtype=np.float64) * 3.0
+    ok = ~np.isnan(psnr)
+    if not ok.any():
+        return float("nan")
+    sse = float(np.sum(mse_from_psnr(psnr[ok], peak) * samples[ok]))
+    n = float(np.sum(samples[ok]))
+    if sse == 0.0:
+        return float("inf")
+    return float(10.0 * np.log10(peak**2 / (sse / n)))
+
+
+def summarize(results: pd.DataFrame, errors: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The summary table (see the module docstring) from RESULTS_SCHEMA and ERRORS_SCHEMA rows."""
+    if errors is None:
+        errors = pd.DataFrame(columns=KEYS)
+
+    if len(results):
+        grouped = results.groupby(KEYS, sort=False)
+        agg = grouped[MEAN_COLUMNS].mean()
+        agg["n_images"] = grouped["image_id"].nunique()
+        agg["psnr_rgb_pooled"] = grouped[["psnr_rgb", "height", "width"]].apply(
+            lambda g: pooled_psnr(g["psnr_rgb"], g["height"], g["width"])
+        )
+        agg = agg.reset_index()
+    else:
+        agg = pd.DataFrame(columns=KEYS + MEAN_COLUMNS + ["n_images", "psnr_rgb_pooled"])
+
+    # Error counts: per quality, and per (dataset, codec) for the null-quality rows.
+    err_q = errors[errors["quality"].notna()] if len(errors) else errors
+    err_null = errors[errors["quality"].isna()] if len(errors) else errors
+    per_quality = err_q.groupby(KEYS).size() if len(err_q) else pd.Series(dtype="int64")
+    per_codec = err_null.groupby(["dataset", "codec"]).size() if len(err_null) else pd.Series(dtype="int64")
+
+    # Every (dataset, codec, quality) seen in results or in quality-bearing errors gets a row.
+    keys = set(map(tuple, agg[KEYS].itertuples(index=False, name=None)))
+    keys |= set(per_quality.index) if len(per_quality) else set()
+    codecs_with_quality = {(d, c) for d, c, _ in keys}
+    for d, c in per_codec.index if len(per_codec) else ():
+        if (d, c) not in codecs_with_quality:
+            keys.add((d, c, float("nan")))
+    if not keys:
+        return pd.DataFrame({c: pd.Series(dtype=_dtype(c)) for c in SUMMARY_COLUMNS})
+
+    table = pd.DataFrame(sorted(keys, key=_sort_key), columns=KEYS)
+    table["quality"] = table["quality"].astype("float64")
+    table = table.merge(agg, on=KEYS, how="left")
+    table["n_images"] = table["n_images"].fillna(0).astype("int64")
+
+    def count_errors(row) -> int:
+        n = 0
+        if not np.isnan(row.quality):
+            n += int(per_quality.get((row.dataset, row.codec, row.quality), 0))
+        n += int(per_codec.get((row.dataset, row.codec), 0))
+        return n
+
+    table["n_errors"] = [count_errors(r) for r in table.itertuples(index=False)]
+    table["n_errors"] = table["n_errors"].astype("int64")
+    for c in MEAN_COLUMNS + ["psnr_rgb_pooled"]:
+        table[c] = table[c].astype("float64")
+    return table[SUMMARY_COLUMNS]
+
+
+def _sort_key(key: tuple) -> tuple:
+    d, c, q = key
+    return (str(d), str(c), np.isnan(q), 0.0 if np.isnan(q) else q)
+
+
+def _dtype(column: str) -> str:
+    if column in ("dataset", "codec"):
+        return "object"
+    if column in ("n_images", "n_errors"):
+        return "int64"
+    return "float64"
+
+
+def write_summary(results: pd.DataFrame, errors: pd.DataFrame | None, path: str | Path) -> pd.DataFrame:
+    """Compute the summary and write it as CSV to ``path``; returns the table."""
+    table = summarize(results, errors)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, index=False)
+    return table
+
+
+def read_summary(path: str | Path) -> pd.DataFrame:
+    """Read a ``summary.csv`` back (the inverse of :func:`write_summary`)."""
+    return pd.read_csv(path, dtype={"dataset": str, "codec": str}, keep_default_na=False,
+                       na_values=[""])
