@@ -52,8 +52,8 @@ def _rows(dataset: str, codec: str, run_id: str, skip=()) -> list[dict]:
             bpp = factor * k * x
             num_bytes = int(round(bpp * h * w / 8))
             bpp = num_bytes * 8 / (h * w)
-            psnr = 31.0 + 5.0 * math.log2(bpp / (factor * k)) - 3.0 * (k - 1.0)
-            db = 13.0 + 4.0 * math.log2(bpp / (factor * k))
+            psnr = 33.0 + 4.0 * math.log2(bpp / (factor * k) / 0.5) - 3.0 * (k - 1.0)
+            db = 15.0 + 3.5 * math.log2(bpp / (factor * k) / 0.5)
             tiny = image_id == "tiny"
             rows.append(
                 {
