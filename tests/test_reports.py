@@ -20,6 +20,7 @@ from rdbench.reports import build_report, load_runs, read_summary
 from rdbench.reports.__main__ import main as cli_main
 from rdbench.reports.bdrate import BD_COLUMNS
 from rdbench.reports.html import esc
+from rdbench.reports.plots import file_slug
 from rdbench.reports.summary import SUMMARY_COLUMNS
 from rdbench.schema import ERRORS_SCHEMA, RESULTS_SCHEMA
 
@@ -74,7 +75,7 @@ def _rows(dataset: str, codec: str, run_id: str, skip=()) -> list[dict]:
                     "encode_s": (0.25 if learned else 0.004) * (1 + bpp),
                     "decode_s": (0.3 if learned else 0.002) * (1 + bpp),
                     "device": "cuda:0" if learned else "cpu",
-                    "roundtrip_ok": True,
+                    "roundtrip_ok": not (codec == "balle2018" and image_id == "tiny" and qi == 4),
                     "run_id": run_id,
                 }
             )
@@ -212,15 +213,24 @@ def test_plots_written(merged_report):
 
 def test_html_is_self_contained_and_escaped(merged_report):
     html = merged_report.read_text(encoding="utf-8")
-    for table_id in ("summary-table", "bd-rate-table", "errors", "errors-by-type", "outliers-table"):
+    for table_id in ("summary-table", "bd-rate-table", "errors-table", "errors-by-type", "outliers-table",
+                     "roundtrip-table"):
         assert f'id="{table_id}"' in html
     assert html.count('src="data:image/png;base64,') == 3
     assert "<script" not in html  # the hostile strings are escaped, and the report has no script
     assert esc(HOSTILE) in html
     assert "ImageLoadError" in html and "encoder error -2" in html
     assert "git_revision" in html and "nested.a" in html
+    ids = re.findall(r'\bid="([^"]+)"', html)
+    assert len(ids) == len(set(ids)), "duplicate element ids"
     # no external assets
     assert not re.search(r'(src|href)="(https?:)?//', html)
+
+
+def test_file_slug():
+    assert file_slug("clic2020-professional-valid") == "clic2020-professional-valid"
+    a, b = file_slug("folder:/data/a b"), file_slug("folder:/data/a_b")
+    assert re.fullmatch(r"[A-Za-z0-9._-]+", a) and a != b
 
 
 def test_single_run_defaults_to_run_folder(runs, tmp_path):
@@ -350,5 +360,6 @@ def test_report_renders_in_headless_chromium(merged_report, tmp_path):
     tables = {t["id"]: t["rows"] for t in result["tables"]}
     assert tables["summary-table"] == 15
     assert tables["bd-rate-table"] == 4
-    assert tables["errors"] == 2
+    assert tables["errors-table"] == 2
+    assert tables["roundtrip-table"] == 1
     assert tables["outliers-table"] > 0

@@ -210,7 +210,7 @@ def errors_section(errors: pd.DataFrame) -> str:
                    "all of them are in errors/*.parquet.</p>")
         shown = shown.head(MAX_ERROR_ROWS)
     cols = ["dataset", "image_id", "codec", "quality", "stage", "error_type", "message", "run_id"]
-    out.append(html_table(shown, "errors", [c for c in cols if c in shown]))
+    out.append(html_table(shown, "errors-table", [c for c in cols if c in shown]))
     return "\n".join(out)
 
 
