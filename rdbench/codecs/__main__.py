@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from rdbench.codecs.base import CodecSpecError, get_codec, known
-from rdbench.evaluate import evaluate_ladder
+from rdbench.evaluate import Failure, evaluate_ladder
 from rdbench.images import ImageLoadError, load_image, save_png
 
 
@@ -35,7 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     qualities = args.quality or codec.default_qualities()
     print(f"{codec.spec}  [{codec.version}]  {Path(args.image).name} {image.shape[1]}×{image.shape[0]}")
     print(f"{'quality':>8} {'bytes':>9} {'bpp':>7} {'PSNR dB':>8} {'MS-SSIM':>8} {'enc s':>7} {'dec s':>7}")
+    status = 0
     for m in evaluate_ladder(codec, image, qualities, keep_outputs=args.output is not None):
+        if isinstance(m, Failure):
+            print(f"{m.quality:>8g}  {m.stage} failed: {m.error_type}: {m.message}", file=sys.stderr)
+            status = 1
+            continue
         ms = "n/a" if m.ms_ssim_rgb is None else f"{m.ms_ssim_rgb:.5f}"
         print(f"{m.quality:>8g} {m.num_bytes:>9d} {m.bpp:>7.4f} {m.psnr_rgb:>8.3f} {ms:>8} "
               f"{m.encode_s:>7.4f} {m.decode_s:>7.4f}")
@@ -44,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
             stem = f"{Path(args.image).stem}.{codec.name}.q{m.quality:g}"
             (args.output / f"{stem}.bin").write_bytes(m.data)
             save_png(m.decoded, args.output / f"{stem}.png")
-    return 0
+    return status
 
 
 if __name__ == "__main__":
