@@ -1,0 +1,8 @@
+"""rdbench's orchestration layer: Luigi tasks (and the Beam job they run).
+
+    luigi --module pipelines RunBenchmark --local-scheduler
+"""
+from pipelines.benchmark import EvaluateRun, ReportRun, RunBenchmark
+from pipelines.config import rdbench
+
+__all__ = ["EvaluateRun", "ReportRun", "RunBenchmark", "rdbench"]

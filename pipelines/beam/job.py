@@ -1,0 +1,66 @@
+"""The Beam job: shards → spread over workers → evaluate and write each shard.
+
+Reads top to bottom as the pipeline runs. Results never pass through a grouping step:
+each shard is written by the worker that evaluated it, as soon as it is done, which is
+what makes a killed job resumable shard by shard.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import apache_beam as beam
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from pipelines.beam.evaluate_shard import NAMESPACE, EvaluateShard
+from rdbench.workplan import Shard
+
+#: Runners selected by a short name; any other value is passed to Beam as ``--runner``.
+LOCAL_RUNNER = "FnApiRunner"
+DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    runner: str = LOCAL_RUNNER
+    num_workers: int = 0  # 0 = number of cores
+    extra_options: tuple[str, ...] = ()
+    dask_address: str = ""
+
+
+def pipeline_options(cfg: RunnerConfig) -> tuple[object, PipelineOptions]:
+    """The runner object (or name) and the options that select and tune it."""
+    args = list(cfg.extra_options)
+    if cfg.runner == LOCAL_RUNNER:
+        from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+        workers = cfg.num_workers or os.cpu_count() or 1
+        args = [f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"] + args
+        return FnApiRunner(), PipelineOptions(args)
+    if cfg.runner in ("DaskRunner", DASK_RUNNER):
+        from apache_beam.runners.dask.dask_runner import DaskRunner
+
+        if cfg.dask_address:
+            args = [f"--dask_client_address={cfg.dask_address}"] + args
+        return DaskRunner(), PipelineOptions(args)
+    return cfg.runner, PipelineOptions(args)
+
+
+def run_job(shards: Sequence[Shard], run_dir: str, run_id: str, device: str, cfg: RunnerConfig) -> dict[str, int]:
+    """Evaluate ``shards`` into ``run_dir``; return the job's rdbench counters."""
+    runner, options = pipeline_options(cfg)
+    with beam.Pipeline(runner=runner, options=options) as p:
+        (
+            p
+            | "Plan shards" >> beam.Create(list(shards))
+            | "Spread over workers" >> beam.Reshuffle()
+            | "Evaluate and write each shard" >> beam.ParDo(EvaluateShard(run_dir, run_id, device))
+        )
+    result = p.result
+    counters = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]
+    totals: dict[str, int] = {}
+    for c in counters:
+        totals[c.key.metric.name] = totals.get(c.key.metric.name, 0) + (c.committed or c.attempted or 0)
+    return totals

@@ -1,0 +1,211 @@
+"""RunBenchmark and the tasks it requires.
+
+    luigi --module pipelines RunBenchmark --local-scheduler
+
+RunBenchmark → ReportRun (summary.csv, bd_rate.csv, plots, report.html)
+             → EvaluateRun (the Beam job: one Parquet file per shard; run.json)
+             → PrepareDataset for every catalog dataset named in --datasets.
+
+EvaluateRun is complete when every shard of the plan is written; a re-run of an interrupted
+run evaluates only the missing shards. Parameters and files are the contracts of DESIGN.md.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import threading
+import time
+from datetime import datetime, timezone
+
+import luigi
+
+from pipelines.config import rdbench as rdbench_config
+from rdbench import runfolder
+from rdbench.environment import environment_info
+from rdbench.workplan import plan_digest, plan_shards
+
+log = logging.getLogger("luigi-interface")
+
+
+class BenchmarkParams(luigi.Task):
+    """The parameters of a benchmark run, shared by every task of the run (not run itself)."""
+
+    datasets = luigi.ListParameter(default=["sample"], description="dataset specs (JSON list)")
+    codecs = luigi.ListParameter(default=[], description="codec specs (JSON list); [] = the default set")
+    qualities = luigi.DictParameter(default={}, description="codec NAME → list of qualities")
+    output_root = luigi.Parameter(default="", description="where run folders go ([rdbench] output_root)")
+    run_name = luigi.Parameter(default="", description="run folder name; derived from the configuration")
+    runner = luigi.Parameter(default="FnApiRunner", description="Beam runner")
+    num_workers = luigi.IntParameter(default=0, description="local Beam worker processes; 0 = cores")
+    beam_options = luigi.Parameter(default="", description="extra Beam pipeline options, verbatim")
+    dask_address = luigi.Parameter(default="", description="HOST:PORT of a dask.distributed scheduler")
+    device = luigi.Parameter(default="auto", description="auto | cpu | cuda | cuda:N")
+    limit = luigi.OptionalIntParameter(default=None, description="at most this many images per dataset")
+    images_per_shard = luigi.OptionalIntParameter(default=None, description="images per shard; auto")
+    anchor = luigi.Parameter(default="jpeg", description="codec NAME that BD-rates are measured against")
+    reference = luigi.ListParameter(default=[], description="published curves to overlay (slugs or 'all')")
+    strict = luigi.BoolParameter(default=False, description="fail the run if any item failed")
+
+    # -- derived ---------------------------------------------------------------------------
+    def codec_specs(self) -> list[str]:
+        from rdbench.codecs.defaults import default_codec_specs
+
+        return list(self.codecs) or default_codec_specs()
+
+    def resolved_run_name(self) -> str:
+        if self.run_name:
+            return self.run_name
+        config = json.dumps([list(self.datasets), self.codec_specs(), dict(self.qualities), self.limit],
+                            sort_keys=True, default=list)
+        slug = re.sub(r"[^A-Za-z0-9]+", "-", "+".join(self.datasets))[:40].strip("-")
+        return f"{slug}-{hashlib.sha256(config.encode()).hexdigest()[:8]}"
+
+    def run_dir(self) -> str:
+        root = self.output_root or rdbench_config().output_root
+        if "://" not in root:
+            root = os.path.abspath(root)
+        return runfolder.join(root, self.resolved_run_name())
+
+    def config_dict(self) -> dict:
+        return {name: (list(v) if isinstance(v, tuple) else dict(v) if hasattr(v, "items") else v)
+                for name, v in self.param_kwargs.items()}
+
+
+def _progress(task: luigi.Task, percent: int, message: str) -> None:
+    """Report progress; the callbacks exist only when a Luigi worker runs the task."""
+    if task.set_progress_percentage is not None:
+        task.set_progress_percentage(percent)
+    if task.set_status_message is not None:
+        task.set_status_message(message)
+
+
+class EvaluateRun(BenchmarkParams, luigi.Task):
+    """Run the Beam job that evaluates every (image, codec, quality) into results/ and errors/."""
+
+    def requires(self):
+        from rdbench.datasets import is_local_spec
+
+        catalog = [spec for spec in self.datasets if not is_local_spec(spec)]
+        if not catalog:
+            return []
+        from pipelines.datasets import PrepareDataset
+
+        return [PrepareDataset(name=spec) for spec in catalog]
+
+    def output(self):
+        return RunFile(runfolder.join(self.run_dir(), "_EVALUATED"))
+
+    def plan(self):
+        from rdbench.codecs import get_codec
+        from rdbench.datasets import get_dataset
+
+        data_root = rdbench_config().data_root
+        datasets = [get_dataset(spec, data_root).limit(self.limit) for spec in self.datasets]
+        ladders = {}
+        for spec in self.codec_specs():
+            codec = get_codec(spec)
+            ladders[codec.spec] = self.qualities.get(codec.name) or codec.default_qualities()
+        return plan_shards(datasets, ladders, self.images_per_shard)
+
+    def run(self):
+        from pipelines.beam.job import RunnerConfig, run_job
+        from rdbench.device import resolve_device
+
+        run_dir, run_id = self.run_dir(), self.resolved_run_name()
+        device = resolve_device(self.device)
+        shards = self.plan()
+        digest = plan_digest(shards)
+        plan_path = runfolder.join(run_dir, "plan.json")
+        if runfolder.exists(plan_path):
+            previous = runfolder.read_json(plan_path)["digest"]
+            if previous != digest:
+                raise RuntimeError(
+                    f"run folder {run_dir} holds a run with a different plan ({previous} != {digest}); "
+                    "use another --run-name or delete the folder")
+        else:
+            runfolder.write_json_atomic(plan_path, {"digest": digest, "n_shards": len(shards),
+                                                    "n_items": sum(s.n_items for s in shards)})
+        started = datetime.now(timezone.utc).isoformat()
+        done = runfolder.completed_shards(run_dir)
+        pending = [s for s in shards if s.name not in done]
+        log.info("rdbench: %d shards planned, %d already complete, %d to evaluate in %s",
+                 len(shards), len(shards) - len(pending), len(pending), run_dir)
+        cfg = RunnerConfig(self.runner, self.num_workers, tuple(self.beam_options.split()), self.dask_address)
+        counters = self._run_with_progress(lambda: run_job(pending, run_dir, run_id, device, cfg),
+                                           run_dir, len(shards))
+        missing = [s.name for s in shards if s.name not in runfolder.completed_shards(run_dir)]
+        if missing:
+            raise RuntimeError(f"Beam job ended with {len(missing)} shard(s) unwritten: {missing[:5]}")
+        info = {
+            "run_id": run_id,
+            "run_dir": run_dir,
+            "configuration": self.config_dict() | {"codecs": self.codec_specs()},
+            "device": device,
+            "started": started,
+            "finished": datetime.now(timezone.utc).isoformat(),
+            "plan": {"digest": digest, "n_shards": len(shards), "n_items": sum(s.n_items for s in shards),
+                     "shards_resumed": len(shards) - len(pending)},
+            "counters": counters,
+            "environment": environment_info(self.codec_specs(), device),
+        }
+        runfolder.write_json_atomic(runfolder.join(run_dir, "run.json"), info)
+        if self.strict and counters.get("items_failed", 0):
+            raise RuntimeError(f"--strict: {counters['items_failed']} item(s) failed; see {run_dir}/errors/")
+        runfolder.write_bytes_atomic(self.output().path, (digest + "\n").encode())
+
+    def _run_with_progress(self, job, run_dir: str, n_shards: int) -> dict:
+        """Run the (synchronous) Beam job in a thread and report shard progress meanwhile."""
+        outcome: dict = {}
+
+        def target():
+            try:
+                outcome["counters"] = job()
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the task's thread
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=target, name="beam-job", daemon=True)
+        thread.start()
+        while thread.is_alive():
+            thread.join(timeout=2.0)
+            n_done = len(runfolder.completed_shards(run_dir))
+            _progress(self, int(100 * n_done / max(n_shards, 1)), f"{n_done}/{n_shards} shards evaluated")
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["counters"]
+
+
+class RunFile(luigi.Target):
+    """A file of the run folder on any Beam filesystem (local or object store)."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def exists(self) -> bool:
+        return runfolder.exists(self.path)
+
+
+class ReportRun(BenchmarkParams, luigi.Task):
+    """Aggregate a run folder's rows into summary.csv, bd_rate.csv, plots/ and report.html."""
+
+    def requires(self):
+        return self.clone(EvaluateRun)
+
+    def output(self):
+        return RunFile(runfolder.join(self.run_dir(), "report.html"))
+
+    def run(self):
+        from rdbench.reports import build_report
+
+        _progress(self, 0, "building report")
+        build_report([self.run_dir()], anchor=self.anchor, reference=list(self.reference))
+        _progress(self, 100, "report written")
+
+
+class RunBenchmark(BenchmarkParams, luigi.WrapperTask):
+    """The main job: evaluate datasets × codecs × qualities and write a complete run folder."""
+
+    def requires(self):
+        return self.clone(ReportRun)

@@ -1,0 +1,188 @@
+"""Evaluate one codec on one image over a quality ladder: encode, decode, measure.
+
+This is the unit of work behind every results row. Each quality succeeds or fails on its
+own: a failure yields a :class:`Failure` naming the stage (``encode``, ``decode`` or
+``metrics``), never an exception that would lose the other qualities.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from rdbench.codecs.base import Codec, Encoded
+from rdbench.device import synchronize
+from rdbench.metrics import ImageTooSmallError, ms_ssim, ms_ssim_db, psnr, psnr_y
+
+if TYPE_CHECKING:
+    from rdbench.workplan import WorkUnit
+
+__all__ = ["Measurement", "Failure", "evaluate_ladder", "unit_rows", "error_row"]
+
+
+@dataclass
+class Measurement:
+    """The figures of one (image, codec, quality); see the results columns in DESIGN.md."""
+
+    quality: float
+    num_bytes: int
+    bpp: float
+    bpp_estimated: float | None
+    psnr_rgb: float
+    psnr_y: float
+    ms_ssim_rgb: float | None  # None when the image is below MS-SSIM's 5-scale minimum
+    ms_ssim_db: float | None
+    encode_s: float
+    decode_s: float
+    roundtrip_ok: bool
+    data: bytes = field(default=b"", repr=False)  # kept only with keep_outputs
+    decoded: np.ndarray | None = field(default=None, repr=False)
+
+
+@dataclass
+class Failure:
+    """Why one quality of the ladder produced no measurement."""
+
+    quality: float
+    stage: str  # encode | decode | metrics
+    error_type: str
+    message: str
+
+
+def _failure(quality: float, stage: str, exc: BaseException) -> Failure:
+    return Failure(float(quality), stage, type(exc).__name__, str(exc) or repr(exc))
+
+
+def _encode_ladder(codec: Codec, image: np.ndarray, qualities: Sequence[float]) -> Iterator[tuple[float, Encoded | Failure, float]]:
+    """Yield (quality, encoded or failure, encode seconds) for each quality."""
+    if codec.progressive:
+        # One encode gives every rate; each row reports the time of that single encode.
+        synchronize(codec.device)
+        start = time.perf_counter()
+        try:
+            encoded = codec.compress_ladder(image, qualities)
+        except Exception as exc:  # noqa: BLE001 - any codec failure becomes an error row
+            for q in qualities:
+                yield q, _failure(q, "encode", exc), 0.0
+            return
+        elapsed = time.perf_counter() - start
+        for q, enc in zip(qualities, encoded):
+            yield q, enc, elapsed
+        return
+    for q in qualities:
+        synchronize(codec.device)
+        start = time.perf_counter()
+        try:
+            enc = codec.compress(image, q)
+        except Exception as exc:  # noqa: BLE001
+            yield q, _failure(q, "encode", exc), 0.0
+            continue
+        yield q, enc, time.perf_counter() - start
+
+
+def evaluate_ladder(
+    codec: Codec, image: np.ndarray, qualities: Sequence[float], *, keep_outputs: bool = False
+) -> Iterator[Measurement | Failure]:
+    """Encode ``image`` at each quality, decode twice, and measure; one result per quality.
+
+    bpp counts every byte of the bitstream. ``roundtrip_ok`` says whether a second,
+    independent decode of the same bytes gives the same pixels (it catches
+    non-deterministic entropy decoding). MS-SSIM is None for images smaller than its
+    5-scale minimum (161 px on the short side); PSNR is still reported.
+    """
+    height, width = image.shape[:2]
+    pixels = height * width
+    for quality, enc, encode_s in _encode_ladder(codec, image, qualities):
+        if isinstance(enc, Failure):
+            yield enc
+            continue
+        try:
+            synchronize(codec.device)
+            start = time.perf_counter()
+            decoded = codec.decode(enc.data)
+            decode_s = time.perf_counter() - start
+            if decoded.shape != image.shape or decoded.dtype != np.uint8:
+                raise ValueError(f"decoded {decoded.dtype} {decoded.shape}, expected uint8 {image.shape}")
+            roundtrip_ok = bool(np.array_equal(decoded, codec.decode(enc.data)))
+        except Exception as exc:  # noqa: BLE001
+            yield _failure(quality, "decode", exc)
+            continue
+        try:
+            try:
+                ssim = ms_ssim(image, decoded)
+                ssim_db = ms_ssim_db(ssim)
+            except ImageTooSmallError:
+                ssim = ssim_db = None
+            measurement = Measurement(
+                quality=float(quality),
+                num_bytes=len(enc.data),
+                bpp=len(enc.data) * 8.0 / pixels,
+                bpp_estimated=None if enc.estimated_bits is None else enc.estimated_bits / pixels,
+                psnr_rgb=psnr(image, decoded),
+                psnr_y=psnr_y(image, decoded),
+                ms_ssim_rgb=ssim,
+                ms_ssim_db=ssim_db,
+                encode_s=encode_s,
+                decode_s=decode_s,
+                roundtrip_ok=roundtrip_ok,
+            )
+        except Exception as exc:  # noqa: BLE001
+            yield _failure(quality, "metrics", exc)
+            continue
+        if keep_outputs:
+            measurement.data, measurement.decoded = enc.data, decoded
+        yield measurement
+
+
+def unit_rows(
+    unit: "WorkUnit", codec: Codec, image: np.ndarray, run_id: str
+) -> tuple[list[dict], list[dict]]:
+    """Evaluate one work unit; return its results rows and errors rows (DESIGN.md columns)."""
+    height, width = image.shape[:2]
+    key = {"dataset": unit.dataset, "image_id": unit.image_id, "codec": unit.codec}
+    rows, errors = [], []
+    for m in evaluate_ladder(codec, image, unit.qualities):
+        if isinstance(m, Failure):
+            errors.append(error_row(unit, m.stage, m.error_type, m.message, run_id, m.quality))
+            continue
+        rows.append(
+            {
+                **key,
+                "codec_version": codec.version,
+                "quality": m.quality,
+                "height": height,
+                "width": width,
+                "num_bytes": m.num_bytes,
+                "bpp": m.bpp,
+                "bpp_estimated": m.bpp_estimated,
+                "psnr_rgb": m.psnr_rgb,
+                "psnr_y": m.psnr_y,
+                "ms_ssim_rgb": m.ms_ssim_rgb,
+                "ms_ssim_db": m.ms_ssim_db,
+                "encode_s": m.encode_s,
+                "decode_s": m.decode_s,
+                "device": codec.device,
+                "roundtrip_ok": m.roundtrip_ok,
+                "run_id": run_id,
+            }
+        )
+    return rows, errors
+
+
+def error_row(
+    unit: "WorkUnit", stage: str, error_type: str, message: str, run_id: str, quality: float | None = None
+) -> dict:
+    """An errors row; ``quality`` is None for failures that precede any quality (load)."""
+    return {
+        "dataset": unit.dataset,
+        "image_id": unit.image_id,
+        "codec": unit.codec,
+        "quality": quality,
+        "stage": stage,
+        "error_type": error_type,
+        "message": message,
+        "run_id": run_id,
+    }
