@@ -1,0 +1,537 @@
+"""Obtain and verify a catalog dataset's source files under ``<data_root>/downloads/``.
+
+Open files are downloaded with pooch (retried on network errors) through
+:class:`ResumableHTTPDownloader`, which keeps a ``.part`` file across attempts and runs and
+continues it with an HTTP ``Range`` request; a server that ignores the range restarts the file
+from zero. The progress bar follows pooch's ``progressbar`` convention (``True`` for tqdm, or a
+tqdm-like object).
+
+Nothing is used before it is verified. A download lands in ``downloads/.incoming/`` first; its
+size (when the catalog knows it) and checksum (sha256 or md5 as catalogued; otherwise the
+trust-on-first-use sha256 recorded in ``downloads/TRUSTED-SHA256SUMS`` or in the prepared
+manifest) are checked, and only then is it moved to ``downloads/<filename>``. A file that fails
+is moved to ``downloads/.quarantine/`` and :class:`ChecksumMismatchError` names the file, the
+expected and the actual value. A resumed download that fails is first retried once from zero.
+
+``login`` datasets (Cityscapes, ImageNet) are never downloaded: the user places the file in
+``downloads/`` and it is verified the same way; a missing one raises
+:class:`ManualDownloadRequired` saying where to get it and where to put it.
+
+Credentials: a mirror URL may carry ``user:password@``; they are removed from the URL and sent as
+HTTP basic auth, so they never appear in logs, messages, stamps or manifests. Without them,
+requests reads ``~/.netrc``.
+
+After a dataset's files are verified, a stamp ``downloads/.verified/<name>.json`` lists them
+(size, mtime, sha256); :func:`stamp_is_current` lets the Luigi task skip re-hashing.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import time
+import urllib.parse
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterator
+
+from rdbench.datasets.base import DatasetError
+from rdbench.datasets.catalog import CatalogEntry, SourceFile, get_entry, mirror_url
+from rdbench.datasets.manifest import MANIFEST_NAME, file_digests, read_manifest, write_json_atomic
+
+__all__ = [
+    "ChecksumMismatchError",
+    "FetchError",
+    "FetchRecord",
+    "FetchedFile",
+    "ManualDownloadRequired",
+    "ResumableHTTPDownloader",
+    "TRUST_FILE",
+    "check_unchanged",
+    "downloads_dir",
+    "file_lock",
+    "fetch_dataset",
+    "fetch_source",
+    "read_stamp",
+    "stamp_is_current",
+    "stamp_path",
+]
+
+log = logging.getLogger(__name__)
+
+#: Trust-on-first-use sha256 records (``sha256sum`` format, paths relative to downloads/).
+TRUST_FILE = "TRUSTED-SHA256SUMS"
+
+Progress = Callable[[float, str], None]
+
+
+class FetchError(DatasetError):
+    """A source file could not be obtained."""
+
+
+class ChecksumMismatchError(FetchError):
+    """A file's size or checksum is not the expected one."""
+
+    def __init__(self, filename: str, what: str, expected: str, actual: str, detail: str = ""):
+        self.filename, self.what, self.expected, self.actual = filename, what, expected, actual
+        self.detail = detail
+        msg = f"{filename}: {what} mismatch: expected {expected}, got {actual}"
+        super().__init__(msg + (f". {detail}" if detail else ""))
+
+
+class ManualDownloadRequired(FetchError):
+    """A ``login`` dataset's file has not been placed in the downloads folder."""
+
+
+class _FatalHTTPError(RuntimeError):
+    """An HTTP error that retrying cannot fix (404, 401, 403…); pooch does not retry it."""
+
+
+# --------------------------------------------------------------------------------------------
+# Paths, stamps and trust records
+# --------------------------------------------------------------------------------------------
+
+
+def downloads_dir(data_root: str | os.PathLike) -> Path:
+    return Path(data_root) / "downloads"
+
+
+def stamp_path(data_root: str | os.PathLike, name: str) -> Path:
+    return downloads_dir(data_root) / ".verified" / f"{name}.json"
+
+
+@dataclass(frozen=True)
+class FetchedFile:
+    """A verified source file: where it is (relative to downloads/), what it hashes to and how
+    it was verified."""
+
+    filename: str
+    url: str
+    size: int
+    sha256: str
+    checksum: dict | None
+    verified_by: str
+    mtime_ns: int
+
+    def source_record(self) -> dict:
+        d = asdict(self)
+        d.pop("mtime_ns")
+        return d
+
+
+@dataclass(frozen=True)
+class FetchRecord:
+    name: str
+    files: tuple[FetchedFile, ...]
+    created: str = ""
+
+    def to_json(self) -> dict:
+        return {"dataset": self.name, "created": self.created, "files": [asdict(f) for f in self.files]}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "FetchRecord":
+        return cls(d["dataset"], tuple(FetchedFile(**f) for f in d["files"]), d.get("created", ""))
+
+
+def read_stamp(data_root: str | os.PathLike, name: str) -> FetchRecord:
+    path = stamp_path(data_root, name)
+    try:
+        import json
+
+        with open(path, encoding="utf-8") as f:
+            return FetchRecord.from_json(json.load(f))
+    except FileNotFoundError:
+        raise FetchError(f"{name}: its downloads have not been verified yet ({path} is missing)") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise FetchError(f"{name}: verification stamp {path} is corrupt ({exc})") from exc
+
+
+def check_unchanged(record: FetchRecord, data_root: str | os.PathLike) -> None:
+    """Raise FetchError when a verified file is gone or was modified since verification."""
+    root = downloads_dir(data_root)
+    for f in record.files:
+        p = root / f.filename
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            raise FetchError(f"{record.name}: verified download {p} has disappeared; fetch it again") from None
+        if st.st_size != f.size or st.st_mtime_ns != f.mtime_ns:
+            raise FetchError(f"{record.name}: {p} changed after it was verified; fetch it again")
+
+
+def stamp_is_current(data_root: str | os.PathLike, name: str) -> bool:
+    """True when the dataset's files were verified and are unchanged since (no hashing)."""
+    try:
+        record = read_stamp(data_root, name)
+        check_unchanged(record, data_root)
+    except FetchError:
+        return False
+    entry = get_entry(name)
+    return sorted(f.filename for f in record.files) == sorted(s.filename for s in entry.sources)
+
+
+def _read_trust(path: Path) -> dict[str, str]:
+    trusted: dict[str, str] = {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return trusted
+    for line in text.splitlines():
+        digest, sep, fname = line.strip().partition("  ")
+        if sep and len(digest) == 64:
+            trusted[fname] = digest
+    return trusted
+
+
+def trusted_sha256(data_root: str | os.PathLike, filename: str) -> str | None:
+    """The sha256 recorded at a file's first download, if any (trust store, then manifests)."""
+    digest = _read_trust(downloads_dir(data_root) / TRUST_FILE).get(filename)
+    if digest:
+        return digest
+    from rdbench.datasets.catalog import CATALOG
+
+    for entry in CATALOG.values():
+        if not any(s.filename == filename for s in entry.sources):
+            continue
+        mpath = Path(data_root) / "prepared" / entry.name / MANIFEST_NAME
+        if not mpath.is_file():
+            continue
+        try:
+            for src in read_manifest(mpath).sources:
+                if src.filename == filename:
+                    return src.sha256
+        except DatasetError:
+            continue
+    return None
+
+
+def _record_trust(data_root: str | os.PathLike, filename: str, digest: str) -> None:
+    path = downloads_dir(data_root) / TRUST_FILE
+    with file_lock(path.with_name(".trust.lock")):
+        trusted = _read_trust(path)
+        trusted[filename] = digest
+        tmp = path.with_name(f".{TRUST_FILE}.{os.getpid()}.tmp")
+        tmp.write_text("".join(f"{d}  {f}\n" for f, d in sorted(trusted.items())), encoding="utf-8")
+        os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def file_lock(lock_path: Path) -> Iterator[None]:
+    """An exclusive advisory lock (POSIX flock) so concurrent tasks do not share a download."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - non-POSIX: no locking
+        yield
+        return
+    with open(lock_path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+# --------------------------------------------------------------------------------------------
+# Download
+# --------------------------------------------------------------------------------------------
+
+
+def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
+    """Remove ``user:password@`` from a URL; return the clean URL and the (user, password)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, None
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    auth = (urllib.parse.unquote(parts.username or ""), urllib.parse.unquote(parts.password or ""))
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc)), auth
+
+
+def _content_range(value: str | None) -> tuple[int | None, int | None]:
+    """(start, total) from a ``Content-Range: bytes a-b/total`` (or ``bytes */total``) header."""
+    if not value or not value.startswith("bytes "):
+        return None, None
+    spec, _, total = value[6:].partition("/")
+    start = spec.split("-", 1)[0]
+    return (int(start) if start.isdigit() else None), (int(total) if total.isdigit() else None)
+
+
+class ResumableHTTPDownloader:
+    """A pooch downloader that continues ``partial`` with HTTP Range requests.
+
+    ``partial`` persists across failed attempts (and runs); on success it is moved onto pooch's
+    output file. ``resumed`` tells whether any bytes came from an earlier attempt.
+    ``progressbar`` follows pooch: ``True`` draws a tqdm bar; an object with ``total``,
+    ``update``, ``reset`` and ``close`` is driven instead. ``on_bytes(done, total)`` is called
+    as data arrives (total may be None).
+    """
+
+    def __init__(self, partial: str | os.PathLike, *, progressbar=False, auth=None, timeout=(30, 60),
+                 chunk_size: int = 1 << 20, desc: str = "", on_bytes: Callable[[int, int | None], None] | None = None):
+        self.partial = Path(partial)
+        self.progressbar = progressbar
+        self.auth = auth
+        self.timeout = timeout
+        self.chunk_size = chunk_size
+        self.desc = desc
+        self.on_bytes = on_bytes
+        self.resumed = False
+
+    def __call__(self, url, output_file, pooch, check_only=False):
+        import requests
+
+        if check_only:
+            r = requests.head(url, timeout=self.timeout, allow_redirects=True, auth=self.auth)
+            return r.status_code == 200
+        self.partial.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(2):  # at most one restart from zero
+            if self._attempt(requests, url):
+                os.replace(self.partial, output_file)
+                return None
+        raise requests.exceptions.ConnectionError(f"could not download {url} (range handling failed)")
+
+    def _attempt(self, requests, url) -> bool:
+        """One request; True when ``partial`` is complete, False to restart from zero."""
+        have = self.partial.stat().st_size if self.partial.exists() else 0
+        headers = {"Accept-Encoding": "identity"}
+        if have:
+            headers["Range"] = f"bytes={have}-"
+        with requests.get(url, headers=headers, stream=True, timeout=self.timeout, auth=self.auth) as r:
+            if r.status_code == 416 and have:
+                _, total = _content_range(r.headers.get("Content-Range"))
+                if total == have:
+                    self.resumed = True
+                    return True
+                self.partial.unlink()
+                return False
+            if 400 <= r.status_code < 500 and r.status_code not in (408, 425, 429):
+                raise _FatalHTTPError(f"HTTP {r.status_code} {r.reason} for {url}")
+            r.raise_for_status()
+            if have and r.status_code == 206:
+                start, _ = _content_range(r.headers.get("Content-Range"))
+                if start != have:
+                    self.partial.unlink()
+                    return False
+                mode = "ab"
+                self.resumed = True
+                log.info("resuming %s at byte %d", self.desc or url, have)
+            else:
+                mode, have = "wb", 0  # no partial, or the server ignored the range: restart
+            length = r.headers.get("Content-Length")
+            total = have + int(length) if length and length.isdigit() else None
+            bar = self._bar(total, have)
+            done = have
+            try:
+                with open(self.partial, mode) as f:
+                    for chunk in self._chunks(requests, r):
+                        f.write(chunk)
+                        done += len(chunk)
+                        if bar is not None:
+                            bar.update(len(chunk))
+                        if self.on_bytes is not None:
+                            self.on_bytes(done, total)
+            finally:
+                if bar is not None:
+                    bar.close() if self.progressbar is True else bar.reset()
+            if total is not None and done != total:
+                raise requests.exceptions.ConnectionError(
+                    f"connection closed after {done} of {total} bytes of {url}")
+        return True
+
+    def _chunks(self, requests, r) -> Iterator[bytes]:
+        """Body chunks as they arrive (``read1``), so an interrupted transfer keeps every byte
+        received before the break; transport errors surface as requests' ConnectionError, which
+        pooch retries."""
+        import urllib3
+
+        try:
+            while True:
+                data = r.raw.read1(self.chunk_size, decode_content=True)
+                if not data:
+                    return
+                yield data
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise requests.exceptions.ConnectionError(f"transfer interrupted: {exc}") from exc
+
+    def _bar(self, total, initial):
+        if self.progressbar is True:
+            from tqdm.auto import tqdm
+
+            return tqdm(total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024,
+                        desc=self.desc or None, leave=True)
+        if self.progressbar:
+            self.progressbar.total = total
+            if initial:
+                self.progressbar.update(initial)
+            return self.progressbar
+        return None
+
+
+def _download(url: str, staging: Path, filename: str, *, auth, retries: int, progressbar,
+              on_bytes) -> tuple[Path, bool]:
+    """Download ``url`` with pooch into ``staging/filename``; returns (path, resumed)."""
+    import pooch
+
+    target = staging / filename
+    if target.exists():  # a previous run stopped between download and verification
+        target.unlink()
+    downloader = ResumableHTTPDownloader(staging / (filename + ".part"), progressbar=progressbar, auth=auth,
+                                         desc=Path(filename).name, on_bytes=on_bytes)
+    base = url.rsplit("/", 1)[0] + "/"
+    repo = pooch.create(path=staging, base_url=base, registry={filename: None}, urls={filename: url},
+                        retry_if_failed=retries)
+    try:
+        repo.fetch(filename, downloader=downloader)
+    except _FatalHTTPError as exc:
+        raise FetchError(f"{filename}: download failed: {exc}") from None
+    except Exception as exc:  # requests' network errors after pooch's retries
+        import requests
+
+        if isinstance(exc, requests.exceptions.RequestException):
+            raise FetchError(f"{filename}: download from {url} failed after {retries + 1} attempts: {exc}; "
+                             "run again to resume") from exc
+        raise
+    return target, downloader.resumed
+
+
+# --------------------------------------------------------------------------------------------
+# Verification
+# --------------------------------------------------------------------------------------------
+
+
+def _verify(path: Path, source: SourceFile, trusted: str | None) -> tuple[str, str]:
+    """Check size and checksum of ``path``; return (sha256, how it was verified)."""
+    size = path.stat().st_size
+    if source.size is not None and size != source.size:
+        raise ChecksumMismatchError(source.filename, "size", f"{source.size:,} bytes", f"{size:,} bytes")
+    algorithms = ["sha256"] + ([source.checksum.algorithm] if source.checksum else [])
+    digests = file_digests(path, algorithms)
+    if source.checksum is not None:
+        actual = digests[source.checksum.algorithm]
+        if actual != source.checksum.value:
+            raise ChecksumMismatchError(source.filename, source.checksum.algorithm, source.checksum.value, actual)
+        return digests["sha256"], f"catalog {source.checksum.algorithm}"
+    if trusted is not None:
+        if digests["sha256"] != trusted:
+            raise ChecksumMismatchError(
+                source.filename, "sha256 (trusted on first use)", trusted, digests["sha256"],
+                "The catalog publishes no checksum for this file; the expected value was recorded at its "
+                "first download. If the upstream file legitimately changed, delete its line from "
+                f"downloads/{TRUST_FILE} and delete the prepared/<dataset>/ folders built from it, then run again")
+        return digests["sha256"], "trust on first use (matches the recorded sha256)"
+    return digests["sha256"], "trust on first use (sha256 recorded at this download)"
+
+
+def _quarantine(path: Path, downloads: Path, filename: str) -> Path:
+    qdir = downloads / ".quarantine"
+    qdir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    dest = qdir / f"{filename.replace('/', '__')}.{stamp}"
+    shutil.move(str(path), dest)
+    return dest
+
+
+def _manual_message(entry: CatalogEntry, source: SourceFile, dest: Path) -> str:
+    lines = [
+        f"{entry.name} needs {source.filename} ({source.describe_size()}), which can only be downloaded "
+        f"after logging in; rdbench does not download it for you.",
+        f"  Where to get it: {entry.homepage}",
+    ]
+    if entry.instructions:
+        lines.append(f"  How: {entry.instructions}")
+    lines.append(f"  Where to put it: {dest.resolve()}")
+    if source.checksum is not None:
+        lines.append(f"  It will be verified against the {source.checksum.algorithm} {source.checksum.value}.")
+    lines.append(f"  Licence: {entry.licence}")
+    lines.append(f"  Then run again: luigi --module pipelines PrepareDataset --name {entry.name} --local-scheduler")
+    return "\n".join(lines)
+
+
+def fetch_source(entry: CatalogEntry, source: SourceFile, data_root: str | os.PathLike, *,
+                 mirror: str | None = None, progressbar=True, retries: int = 3,
+                 on_bytes: Callable[[int, int | None], None] | None = None) -> FetchedFile:
+    """Make ``downloads/<source.filename>`` present and verified; return its record."""
+    downloads = downloads_dir(data_root)
+    dest = downloads / source.filename
+    raw_url = mirror_url(entry, source, mirror)
+    url, auth = split_credentials(raw_url)
+    trusted = trusted_sha256(data_root, source.filename) if source.checksum is None else None
+
+    def finish(path: Path, sha256: str, how: str) -> FetchedFile:
+        if source.checksum is None and trusted is None:
+            _record_trust(data_root, source.filename, sha256)
+        st = path.stat()
+        checksum = (None if source.checksum is None else
+                    {"algorithm": source.checksum.algorithm, "value": source.checksum.value})
+        return FetchedFile(source.filename, source.url, st.st_size, sha256, checksum, how, st.st_mtime_ns)
+
+    with file_lock(downloads / ".locks" / (source.filename.replace("/", "__") + ".lock")):
+        if dest.is_file():
+            try:
+                sha, how = _verify(dest, source, trusted)
+                log.info("%s: %s present and verified (%s)", entry.name, source.filename, how)
+                return finish(dest, sha, how)
+            except ChecksumMismatchError as exc:
+                moved = _quarantine(dest, downloads, source.filename)
+                if entry.access != "open":
+                    note = f"The file was moved to {moved}; download it again.\n" + _manual_message(entry, source, dest)
+                    raise ChecksumMismatchError(exc.filename, exc.what, exc.expected, exc.actual,
+                                                f"{exc.detail}. {note}" if exc.detail else note) from None
+                log.warning("%s: existing %s failed verification (%s); moved to %s, downloading again",
+                            entry.name, source.filename, exc, moved)
+        if entry.access != "open":
+            raise ManualDownloadRequired(_manual_message(entry, source, dest))
+
+        staging = downloads / ".incoming"
+        for attempt in range(2):
+            log.info("%s: downloading %s from %s", entry.name, source.filename, url)
+            path, resumed = _download(url, staging, source.filename, auth=auth, retries=retries,
+                                      progressbar=progressbar, on_bytes=on_bytes)
+            try:
+                sha, how = _verify(path, source, trusted)
+            except ChecksumMismatchError as exc:
+                if resumed and attempt == 0:
+                    log.warning("%s: resumed download of %s failed verification (%s); downloading it again "
+                                "from the start", entry.name, source.filename, exc)
+                    path.unlink()
+                    continue
+                moved = _quarantine(path, downloads, source.filename)
+                note = f"Downloaded from {url}; the file was moved to {moved} and not used"
+                raise ChecksumMismatchError(exc.filename, exc.what, exc.expected, exc.actual,
+                                            f"{exc.detail}. {note}" if exc.detail else note) from None
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, dest)
+            log.info("%s: %s downloaded and verified (%s)", entry.name, source.filename, how)
+            return finish(dest, sha, how)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def fetch_dataset(name: str, data_root: str | os.PathLike, *, mirror: str | None = None, progressbar=True,
+                  retries: int = 3, progress: Progress | None = None) -> FetchRecord:
+    """Fetch and verify every source file of dataset ``name``; write and return its stamp."""
+    entry = get_entry(name)
+    n = len(entry.sources)
+    files = []
+    for i, source in enumerate(entry.sources):
+        last = [0.0]
+
+        def on_bytes(done, total, i=i, source=source, last=last):
+            now = time.monotonic()
+            if progress is not None and total and now - last[0] > 1.0:
+                last[0] = now
+                progress((i + done / total) / n, f"downloading {source.filename}: {done:,}/{total:,} bytes")
+
+        if progress is not None:
+            progress(i / n, f"fetching {source.filename} ({i + 1}/{n})")
+        files.append(fetch_source(entry, source, data_root, mirror=mirror, progressbar=progressbar,
+                                  retries=retries, on_bytes=on_bytes))
+    record = FetchRecord(name, tuple(files), datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    write_json_atomic(stamp_path(data_root, name), record.to_json())
+    if progress is not None:
+        progress(1.0, f"{n} file(s) verified")
+    return record
