@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from _http import serve
+try:
+    from tests._http import serve
+except ImportError:  # tests/ is not a package
+    from _http import serve
 from rdbench.datasets import catalog, fetch
 from rdbench.datasets.catalog import CatalogEntry, Checksum, SourceFile
 
