@@ -22,7 +22,7 @@ import luigi
 
 from pipelines.config import rdbench
 from rdbench.datasets.base import DatasetError
-from rdbench.datasets.catalog import LOCAL_SPECS, get_entry, is_catalogued, known_specs_message
+from rdbench.datasets.catalog import get_entry, is_catalogued, known_specs_message
 from rdbench.datasets.fetch import fetch_dataset, read_stamp, stamp_is_current, stamp_path
 from rdbench.datasets.prepare import manifest_path, prepare_dataset
 
@@ -84,8 +84,9 @@ class FetchDataset(_DatasetTask):
 class PrepareDataset(_DatasetTask):
     """Extract and normalise one dataset to RGB PNGs plus ``manifest.json``."""
 
-    workers = luigi.IntParameter(default=0, significant=False,
-                                 description="conversion processes (0: one per core, up to 8)")
+    num_workers = luigi.IntParameter(default=0, significant=False,
+                                     description="image-conversion processes (0: one per core, up to 8); "
+                                     "not --workers, which is Luigi's own flag")
 
     def requires(self):
         return FetchDataset(name=self.name, data_root=self.data_root, mirror=self.mirror)
@@ -96,7 +97,7 @@ class PrepareDataset(_DatasetTask):
     def run(self):
         start = time.monotonic()
         record = read_stamp(self.root, self.name)
-        manifest = prepare_dataset(self.name, self.root, record=record, workers=self.workers,
+        manifest = prepare_dataset(self.name, self.root, record=record, workers=self.num_workers,
                                    progress=self._progress)
         self._progress(1.0, f"{self.name}: {len(manifest.images)} images, {len(manifest.errors)} errors "
                             f"in {time.monotonic() - start:.0f} s")
@@ -108,11 +109,8 @@ class PrepareDatasets(luigi.WrapperTask):
     names = luigi.ListParameter(default=["kodak"], description="JSON list of catalog names")
     data_root = luigi.OptionalParameter(default=None)
     mirror = luigi.OptionalParameter(default=None, significant=False)
-    workers = luigi.IntParameter(default=0, significant=False)
+    num_workers = luigi.IntParameter(default=0, significant=False)
 
     def requires(self):
-        return [PrepareDataset(name=n, data_root=self.data_root, mirror=self.mirror, workers=self.workers)
+        return [PrepareDataset(name=n, data_root=self.data_root, mirror=self.mirror, num_workers=self.num_workers)
                 for n in self.names]
-
-
-_ = LOCAL_SPECS  # re-exported names documented in the error messages
