@@ -1,0 +1,80 @@
+"""PSNR on RGB samples and on BT.601 luma, plus the image-pair validation all metrics share.
+
+Every function takes two ``numpy.uint8`` arrays of the same shape ``(H, W, 3)`` (reference first,
+distorted second; both PSNRs are symmetric) and works in float64. Identical images have zero error
+and a PSNR of ``math.inf``: callers that average PSNRs over images should decide what that means for
+them (the pooled PSNR of a set, :func:`psnr_from_mse` of the summed error, stays finite unless every
+image is lossless).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+MAX_VALUE = 255.0
+
+# BT.601 studio-range luma from 0-255 RGB, as MATLAB's rgb2ycbcr and compressai's utilities use it:
+#     Y' = 16 + (65.481 R + 128.553 G + 24.966 B) / 255,   in [16, 235].
+_LUMA_OFFSET = 16.0
+_LUMA_WEIGHTS = np.array([65.481, 128.553, 24.966], dtype=np.float64) / 255.0
+
+
+def check_pair(a: np.ndarray, b: np.ndarray) -> None:
+    """Raise ``ValueError`` unless ``a`` and ``b`` are uint8 arrays of one shape ``(H, W, 3)``."""
+    for name, image in (("a", a), ("b", b)):
+        if not isinstance(image, np.ndarray):
+            raise ValueError(f"{name} must be a numpy.ndarray, got {type(image).__name__}")
+        if image.dtype != np.uint8:
+            raise ValueError(f"{name} must have dtype uint8, got {image.dtype}")
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"{name} must have shape (H, W, 3), got {image.shape}")
+        if image.shape[0] == 0 or image.shape[1] == 0:
+            raise ValueError(f"{name} is empty: shape {image.shape}")
+    if a.shape != b.shape:
+        raise ValueError(f"image shapes differ: {a.shape} vs {b.shape}")
+
+
+def mse(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean squared error over all H·W·3 samples, in (0-255 units)², computed exactly in float64.
+
+    For the pooled PSNR of a set (PSNR of the summed squared error, as the CLIC challenge reports
+    it) weight each image's MSE by its sample count: ``psnr_from_mse(Σ mse_i·n_i / Σ n_i)``.
+    """
+    check_pair(a, b)
+    diff = a.astype(np.int32) - b.astype(np.int32)
+    # Integer sum of squares is exact (int64; < 2**63 for any image that fits in memory).
+    return float(np.einsum("ijk,ijk->", diff, diff, dtype=np.int64)) / diff.size
+
+
+def psnr_from_mse(value: float, max_value: float = MAX_VALUE) -> float:
+    """``10·log10(max_value² / value)`` in dB; ``math.inf`` when ``value`` is 0."""
+    if value < 0 or math.isnan(value):
+        raise ValueError(f"MSE must be a non-negative number, got {value}")
+    if value == 0:
+        return math.inf
+    return 10.0 * math.log10(max_value * max_value / value)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB over all RGB samples with MAX = 255; ``math.inf`` for identical images."""
+    return psnr_from_mse(mse(a, b))
+
+
+def luma(image: np.ndarray) -> np.ndarray:
+    """BT.601 studio-range luma ``16 + (65.481 R + 128.553 G + 24.966 B)/255`` as float64, unrounded."""
+    return image.astype(np.float64) @ _LUMA_WEIGHTS + _LUMA_OFFSET
+
+
+def psnr_y(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB of the BT.601 luma planes, MAX = 255; ``math.inf`` for identical luma.
+
+    The definition: Y' = 16 + (65.481 R + 128.553 G + 24.966 B) / 255 on 0-255 RGB (ITU-R BT.601
+    studio range, MATLAB ``rgb2ycbcr`` / compressai), computed in float64 and **not rounded** to
+    integers, then ``10·log10(255² / mean((Y'a − Y'b)²))``. (The constant 16 cancels; with rounded
+    8-bit Y', as some tools do, values differ by a few hundredths of a dB at high quality.)
+    """
+    check_pair(a, b)
+    # Y'a − Y'b is linear in the RGB difference; the integer difference keeps it exact.
+    diff = (a.astype(np.int16) - b.astype(np.int16)).astype(np.float64) @ _LUMA_WEIGHTS
+    return psnr_from_mse(float(np.mean(diff * diff)))
