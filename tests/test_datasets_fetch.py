@@ -269,3 +269,16 @@ def test_credentials_are_sent_but_never_recorded(tmp_path, files, register, capl
 def test_split_credentials():
     assert fetch.split_credentials("https://u:p%40ss@host:8080/x/") == ("https://host:8080/x/", ("u", "p@ss"))
     assert fetch.split_credentials("https://host/x/") == ("https://host/x/", None)
+
+
+def test_stamp_goes_stale_when_the_catalog_checksum_changes(tmp_path, files, register):
+    root, payloads = files
+    entry = register(_entry("t-recat", _source("a.bin", payloads["a.bin"], "md5")))
+    with serve(root) as srv:
+        fetch.fetch_dataset("t-recat", tmp_path, mirror=srv.url, progressbar=False)
+    assert fetch.stamp_is_current(tmp_path, "t-recat")
+    register(dataclasses.replace(entry, sources=(_source("a.bin", payloads["a.bin"], "sha256"),)))
+    assert not fetch.stamp_is_current(tmp_path, "t-recat")
+    record = fetch.fetch_dataset("t-recat", tmp_path, progressbar=False)  # verified in place, no download
+    assert record.files[0].verified_by == "catalog sha256"
+    assert fetch.stamp_is_current(tmp_path, "t-recat")

@@ -460,6 +460,14 @@ def known_specs_message() -> str:
     return "known datasets: " + ", ".join([*LOCAL_SPECS, *catalog_names()])
 
 
+def prepare_command(name: str, data_root: str | os.PathLike | None = None) -> str:
+    """The command that prepares ``name`` (with ``--data-root`` unless it is the default)."""
+    cmd = f"luigi --module pipelines PrepareDataset --name {name} --local-scheduler"
+    if data_root is not None and os.path.normpath(str(data_root)) != "datasets":
+        cmd += f" --data-root {data_root}"
+    return cmd
+
+
 def get_entry(name: str) -> CatalogEntry:
     """The catalog entry for ``name``; unknown names raise DatasetError listing the known ones."""
     try:

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from rdbench.datasets.base import DatasetError
-from rdbench.datasets.catalog import CatalogEntry, SourceFile, get_entry, mirror_url
+from rdbench.datasets.catalog import CatalogEntry, SourceFile, get_entry, mirror_url, prepare_command
 from rdbench.datasets.manifest import MANIFEST_NAME, file_digests, read_manifest, write_json_atomic
 
 __all__ = [
@@ -168,8 +168,14 @@ def stamp_is_current(data_root: str | os.PathLike, name: str) -> bool:
         check_unchanged(record, data_root)
     except FetchError:
         return False
-    entry = get_entry(name)
-    return sorted(f.filename for f in record.files) == sorted(s.filename for s in entry.sources)
+    # The catalog may have changed since (a new file, a corrected checksum): verify again then.
+    expected = {s.filename: _checksum_dict(s) for s in get_entry(name).sources}
+    return {f.filename: f.checksum for f in record.files} == expected
+
+
+def _checksum_dict(source: SourceFile) -> dict | None:
+    c = source.checksum
+    return None if c is None else {"algorithm": c.algorithm, "value": c.value}
 
 
 def _read_trust(path: Path) -> dict[str, str]:
@@ -436,7 +442,7 @@ def _quarantine(path: Path, downloads: Path, filename: str) -> Path:
     return dest
 
 
-def _manual_message(entry: CatalogEntry, source: SourceFile, dest: Path) -> str:
+def _manual_message(entry: CatalogEntry, source: SourceFile, dest: Path, data_root) -> str:
     lines = [
         f"{entry.name} needs {source.filename} ({source.describe_size()}), which can only be downloaded "
         f"after logging in; rdbench does not download it for you.",
@@ -448,7 +454,7 @@ def _manual_message(entry: CatalogEntry, source: SourceFile, dest: Path) -> str:
     if source.checksum is not None:
         lines.append(f"  It will be verified against the {source.checksum.algorithm} {source.checksum.value}.")
     lines.append(f"  Licence: {entry.licence}")
-    lines.append(f"  Then run again: luigi --module pipelines PrepareDataset --name {entry.name} --local-scheduler")
+    lines.append(f"  Then run again: {prepare_command(entry.name, data_root)}")
     return "\n".join(lines)
 
 
@@ -466,9 +472,8 @@ def fetch_source(entry: CatalogEntry, source: SourceFile, data_root: str | os.Pa
         if source.checksum is None and trusted is None:
             _record_trust(data_root, source.filename, sha256)
         st = path.stat()
-        checksum = (None if source.checksum is None else
-                    {"algorithm": source.checksum.algorithm, "value": source.checksum.value})
-        return FetchedFile(source.filename, source.url, st.st_size, sha256, checksum, how, st.st_mtime_ns)
+        return FetchedFile(source.filename, source.url, st.st_size, sha256, _checksum_dict(source), how,
+                           st.st_mtime_ns)
 
     with file_lock(downloads / ".locks" / (source.filename.replace("/", "__") + ".lock")):
         if dest.is_file():
@@ -479,13 +484,13 @@ def fetch_source(entry: CatalogEntry, source: SourceFile, data_root: str | os.Pa
             except ChecksumMismatchError as exc:
                 moved = _quarantine(dest, downloads, source.filename)
                 if entry.access != "open":
-                    note = f"The file was moved to {moved}; download it again.\n" + _manual_message(entry, source, dest)
+                    note = f"The file was moved to {moved}; download it again.\n" + _manual_message(entry, source, dest, data_root)
                     raise ChecksumMismatchError(exc.filename, exc.what, exc.expected, exc.actual,
                                                 f"{exc.detail}. {note}" if exc.detail else note) from None
                 log.warning("%s: existing %s failed verification (%s); moved to %s, downloading again",
                             entry.name, source.filename, exc, moved)
         if entry.access != "open":
-            raise ManualDownloadRequired(_manual_message(entry, source, dest))
+            raise ManualDownloadRequired(_manual_message(entry, source, dest, data_root))
 
         staging = downloads / ".incoming"
         for attempt in range(2):
@@ -527,7 +532,7 @@ def fetch_dataset(name: str, data_root: str | os.PathLike, *, mirror: str | None
                 progress((i + done / total) / n, f"downloading {source.filename}: {done:,}/{total:,} bytes")
 
         if progress is not None:
-            progress(i / n, f"fetching {source.filename} ({i + 1}/{n})")
+            progress(i / n, f"fetching and verifying {source.filename} ({i + 1}/{n}, {source.describe_size()})")
         files.append(fetch_source(entry, source, data_root, mirror=mirror, progressbar=progressbar,
                                   retries=retries, on_bytes=on_bytes))
     record = FetchRecord(name, tuple(files), datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))

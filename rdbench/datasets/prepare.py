@@ -29,6 +29,7 @@ from rdbench.datasets.catalog import (
     get_entry,
     is_catalogued,
     known_specs_message,
+    prepare_command,
 )
 from rdbench.datasets.extract import iter_extract
 from rdbench.datasets.fetch import FetchRecord, check_unchanged, downloads_dir, file_lock, read_stamp
@@ -67,13 +68,6 @@ def manifest_path(data_root: str | os.PathLike, name: str) -> Path:
     return prepared_dir(data_root, name) / MANIFEST_NAME
 
 
-def _prepare_command(name: str, data_root: str | os.PathLike) -> str:
-    cmd = f"luigi --module pipelines PrepareDataset --name {name} --local-scheduler"
-    if os.path.normpath(str(data_root)) != _DEFAULT_DATA_ROOT:
-        cmd += f" --data-root {data_root}"
-    return cmd
-
-
 def load_prepared(name: str, data_root: str | os.PathLike = _DEFAULT_DATA_ROOT) -> Dataset:
     """The prepared dataset ``name`` under ``data_root``: its PNGs in image-id order.
 
@@ -85,7 +79,7 @@ def load_prepared(name: str, data_root: str | os.PathLike = _DEFAULT_DATA_ROOT) 
     mpath = manifest_path(data_root, name)
     if not mpath.is_file():
         raise DatasetError(
-            f"dataset {name!r} is not prepared (no {mpath}); run `{_prepare_command(name, data_root)}` "
+            f"dataset {name!r} is not prepared (no {mpath}); run `{prepare_command(name, data_root)}` "
             "to download, verify and prepare it")
     manifest = read_manifest(mpath)
     root = mpath.parent.resolve()
@@ -95,7 +89,7 @@ def load_prepared(name: str, data_root: str | os.PathLike = _DEFAULT_DATA_ROOT) 
     if missing:
         raise DatasetError(
             f"prepared dataset {name!r} under {root} is incomplete: {len(missing)} image file(s) are missing "
-            f"(first: {missing[0]}); delete {root} and run `{_prepare_command(name, data_root)}` again")
+            f"(first: {missing[0]}); delete {root} and run `{prepare_command(name, data_root)}` again")
     return Dataset(name, refs, root=str(root))
 
 
