@@ -134,8 +134,10 @@ class EvaluateRun(BenchmarkParams, luigi.Task):
         log.info("rdbench: %d shards planned, %d already complete, %d to evaluate in %s",
                  len(shards), len(shards) - len(pending), len(pending), run_dir)
         cfg = RunnerConfig(self.runner, self.num_workers, tuple(self.beam_options.split()), self.dask_address)
+        job_start = time.perf_counter()
         counters = self._run_with_progress(lambda: run_job(pending, run_dir, run_id, device, cfg),
                                            run_dir, len(shards))
+        job_s = time.perf_counter() - job_start
         missing = [s.name for s in shards if s.name not in runfolder.completed_shards(run_dir)]
         if missing:
             raise RuntimeError(f"Beam job ended with {len(missing)} shard(s) unwritten: {missing[:5]}")
@@ -149,6 +151,7 @@ class EvaluateRun(BenchmarkParams, luigi.Task):
             "plan": {"digest": digest, "n_shards": len(shards), "n_items": sum(s.n_items for s in shards),
                      "shards_resumed": len(shards) - len(pending)},
             "counters": counters,
+            "beam_job_s": round(job_s, 3),
             "environment": environment_info(self.codec_specs(), device),
         }
         runfolder.write_json_atomic(runfolder.join(run_dir, "run.json"), info)

@@ -38,6 +38,8 @@ class Measurement:
     encode_s: float
     decode_s: float
     roundtrip_ok: bool
+    metrics_s: float = 0.0  # time spent computing PSNR/MS-SSIM (not a results column)
+    verify_s: float = 0.0  # time of the second, verifying decode (not a results column)
     data: bytes = field(default=b"", repr=False)  # kept only with keep_outputs
     decoded: np.ndarray | None = field(default=None, repr=False)
 
@@ -106,11 +108,14 @@ def evaluate_ladder(
             decode_s = time.perf_counter() - start
             if decoded.shape != image.shape or decoded.dtype != np.uint8:
                 raise ValueError(f"decoded {decoded.dtype} {decoded.shape}, expected uint8 {image.shape}")
+            start = time.perf_counter()
             roundtrip_ok = bool(np.array_equal(decoded, codec.decode(enc.data)))
+            verify_s = time.perf_counter() - start
         except Exception as exc:  # noqa: BLE001
             yield _failure(quality, "decode", exc)
             continue
         try:
+            start = time.perf_counter()
             try:
                 ssim = ms_ssim(image, decoded)
                 ssim_db = ms_ssim_db(ssim)
@@ -128,6 +133,8 @@ def evaluate_ladder(
                 encode_s=encode_s,
                 decode_s=decode_s,
                 roundtrip_ok=roundtrip_ok,
+                metrics_s=time.perf_counter() - start,
+                verify_s=verify_s,
             )
         except Exception as exc:  # noqa: BLE001
             yield _failure(quality, "metrics", exc)
@@ -138,9 +145,13 @@ def evaluate_ladder(
 
 
 def unit_rows(
-    unit: "WorkUnit", codec: Codec, image: np.ndarray, run_id: str
+    unit: "WorkUnit", codec: Codec, image: np.ndarray, run_id: str, timings: dict[str, float] | None = None
 ) -> tuple[list[dict], list[dict]]:
-    """Evaluate one work unit; return its results rows and errors rows (DESIGN.md columns)."""
+    """Evaluate one work unit; return its results rows and errors rows (DESIGN.md columns).
+
+    ``timings``, when given, accumulates seconds spent per phase (encode, decode, verify,
+    metrics) for the run's time breakdown.
+    """
     height, width = image.shape[:2]
     key = {"dataset": unit.dataset, "image_id": unit.image_id, "codec": unit.codec}
     rows, errors = [], []
@@ -148,6 +159,10 @@ def unit_rows(
         if isinstance(m, Failure):
             errors.append(error_row(unit, m.stage, m.error_type, m.message, run_id, m.quality))
             continue
+        if timings is not None:
+            for phase, seconds in (("encode", m.encode_s), ("decode", m.decode_s), ("verify", m.verify_s),
+                                   ("metrics", m.metrics_s)):
+                timings[phase] = timings.get(phase, 0.0) + seconds
         rows.append(
             {
                 **key,

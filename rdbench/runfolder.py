@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import socket
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -64,7 +66,13 @@ def read_json(path: str) -> Any:
         return json.loads(f.read().decode())
 
 
+def worker_id() -> str:
+    """``host:pid`` of the process writing a shard (kept in the file's metadata, for provenance)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 def _parquet_bytes(rows: Sequence[dict], schema: pa.Schema) -> bytes:
+    schema = schema.with_metadata({"rdbench.worker": worker_id()})
     table = pa.Table.from_pylist(list(rows), schema=schema)
     buf = io.BytesIO()
     pq.write_table(table, buf, compression="zstd")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -53,14 +54,17 @@ class EvaluateShard(beam.DoFn):
             self.shards_skipped.inc()  # finished by an earlier attempt of this run
             return
         rows, errors = [], []
+        timings: dict[str, float] = {}
         images = {}  # path -> array or the load error, within this shard
         for unit in shard.units:
             if unit.path not in images:
+                start = time.perf_counter()
                 try:
                     images[unit.path] = load_image(unit.path)
                     self.images_loaded.inc()
                 except Exception as exc:  # noqa: BLE001 - every load failure is an errors row
                     images[unit.path] = exc
+                timings["load"] = timings.get("load", 0.0) + time.perf_counter() - start
             image = images[unit.path]
             if isinstance(image, Exception):
                 errors += [error_row(unit, "load", type(image).__name__, str(image), self.run_id, q)
@@ -72,10 +76,14 @@ class EvaluateShard(beam.DoFn):
                 errors += [error_row(unit, "encode", type(exc).__name__, str(exc), self.run_id, q)
                            for q in unit.qualities]
                 continue
-            unit_ok, unit_errors = unit_rows(unit, codec, image, self.run_id)
+            unit_ok, unit_errors = unit_rows(unit, codec, image, self.run_id, timings)
             rows += unit_ok
             errors += unit_errors
+        start = time.perf_counter()
         write_shard(self.run_dir, shard.name, rows, errors)
+        timings["write"] = time.perf_counter() - start
+        for phase, seconds in timings.items():  # Beam counters are integers: milliseconds
+            Metrics.counter(NAMESPACE, f"time_{phase}_ms").inc(int(round(seconds * 1000)))
         self.items_ok.inc(len(rows))
         self.items_failed.inc(len(errors))
         for e in errors:

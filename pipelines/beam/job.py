@@ -37,7 +37,9 @@ def pipeline_options(cfg: RunnerConfig) -> tuple[object, PipelineOptions]:
         from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
         workers = cfg.num_workers or os.cpu_count() or 1
-        args = [f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"] + args
+        # One worker runs in this process: no worker process to start and import everything.
+        mode = "multi_processing" if workers > 1 else "in_memory"
+        args = [f"--direct_num_workers={workers}", f"--direct_running_mode={mode}"] + args
         return FnApiRunner(), PipelineOptions(args)
     if cfg.runner in ("DaskRunner", DASK_RUNNER):
         from apache_beam.runners.dask.dask_runner import DaskRunner

@@ -1,0 +1,80 @@
+"""Kodak JPEG + WebP sweep: rdbench (RunBenchmark) against CompressAI's bench, same machine.
+
+    python benchmarks/bench_vs_compressai.py [--workers 2]
+
+Checks that the numbers agree (mean bpp within 0.1 % relative, PSNR within 0.02 dB, MS-SSIM
+within 2e-4 per quality) and reports the end-to-end speed ratio and where rdbench's time goes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import require_kodak, run_benchmark_cli  # noqa: E402
+
+QUALITIES = [5, 25, 50, 75, 95]
+
+
+def compressai_bench(codec: str, kodak: Path, jobs: int) -> tuple[dict, float]:
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "compressai.utils.bench", codec, str(kodak),
+                          "-q", ",".join(map(str, QUALITIES)), "-j", str(jobs)],
+                         check=True, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    return json.loads(out.stdout)["results"], elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    kodak = require_kodak()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        elapsed_rd, _ = run_benchmark_cli(
+            "--datasets", json.dumps([f"folder:{kodak}"]), "--codecs", '["jpeg", "webp"]',
+            "--qualities", json.dumps({"jpeg": QUALITIES, "webp": QUALITIES}),
+            "--output-root", tmp, "--run-name", "kodak", "--num-workers", str(args.workers))
+        run = Path(tmp) / "kodak"
+        rows = pd.concat([pq.read_table(f).to_pandas() for f in sorted((run / "results").glob("*.parquet"))])
+        info = json.loads((run / "run.json").read_text())
+
+    elapsed_cai = 0.0
+    worst = {"bpp_rel": 0.0, "psnr": 0.0, "ms_ssim": 0.0}
+    print(f"{'codec':6} {'q':>3} {'bpp rd':>9} {'bpp cai':>9} {'PSNR rd':>8} {'PSNR cai':>8} {'MS-SSIM rd':>10} {'cai':>10}")
+    for codec in ("jpeg", "webp"):
+        cai, seconds = compressai_bench(codec, kodak, args.workers)
+        elapsed_cai += seconds
+        ours = rows[rows.codec == codec].groupby("quality").mean(numeric_only=True)
+        for i, q in enumerate(QUALITIES):
+            r = ours.loc[float(q)]
+            worst["bpp_rel"] = max(worst["bpp_rel"], abs(r.bpp / cai["bpp"][i] - 1))
+            worst["psnr"] = max(worst["psnr"], abs(r.psnr_rgb - cai["psnr-rgb"][i]))
+            worst["ms_ssim"] = max(worst["ms_ssim"], abs(r.ms_ssim_rgb - cai["ms-ssim-rgb"][i]))
+            print(f"{codec:6} {q:>3} {r.bpp:9.5f} {cai['bpp'][i]:9.5f} {r.psnr_rgb:8.3f} {cai['psnr-rgb'][i]:8.3f} "
+                  f"{r.ms_ssim_rgb:10.6f} {cai['ms-ssim-rgb'][i]:10.6f}")
+
+    print(f"\nlargest differences: bpp {worst['bpp_rel'] * 100:.4f} % (limit 0.1 %), "
+          f"PSNR {worst['psnr']:.4f} dB (limit 0.02), MS-SSIM {worst['ms_ssim']:.2e} (limit 2e-4)")
+    print(f"rdbench RunBenchmark, {args.workers} workers: {elapsed_rd:.1f} s end to end")
+    print(f"compressai.utils.bench -j {args.workers} (jpeg + webp): {elapsed_cai:.1f} s")
+    print(f"speed-up: {elapsed_cai / elapsed_rd:.1f}x")
+    codec_s = rows.encode_s.sum() + 2 * rows.decode_s.sum()  # decode runs twice (roundtrip check)
+    print(f"where rdbench's time goes (CPU seconds summed over workers): encode {rows.encode_s.sum():.1f}, "
+          f"decode ×2 {2 * rows.decode_s.sum():.1f}; Beam job wall {info['counters']}")
+    ok = worst["bpp_rel"] <= 1e-3 and worst["psnr"] <= 0.02 and worst["ms_ssim"] <= 2e-4
+    print("numbers agree" if ok else "NUMBERS DISAGREE")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""Shared fixtures: small real images made from the bundled sample photographs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from rdbench.datasets import get_dataset
+from rdbench.images import load_image
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def photos() -> dict[str, np.ndarray]:
+    """The `sample` photographs as uint8 RGB arrays, by id."""
+    return {ref.image_id: load_image(ref.path) for ref in get_dataset("sample").images}
+
+
+@pytest.fixture
+def small_folder(tmp_path, photos) -> Path:
+    """Three 176×208 crops of real photographs as PNG files (large enough for MS-SSIM)."""
+    folder = tmp_path / "images"
+    (folder / "sub").mkdir(parents=True)
+    names = ["astronaut", "coffee", "rocket"]
+    for i, name in enumerate(names):
+        crop = photos[name][40:216, 60:268]
+        target = folder / ("sub" if i == 2 else "") / f"{name}.png"
+        Image.fromarray(crop).save(target)
+    return folder
+
+
+def kodak_dir() -> Path:
+    """../shared/kodak, or skip the calling test when it is absent."""
+    path = SHARED / "kodak"
+    if not (path / "kodim01.png").is_file():
+        pytest.skip(f"real Kodak images not found at {path}")
+    return path

@@ -1,0 +1,171 @@
+"""RunBenchmark end to end: the real Luigi tasks driving the real Beam job (FnApiRunner)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import luigi
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from pipelines import RunBenchmark
+from rdbench.schema import ERRORS_SCHEMA, RESULTS_SCHEMA
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_benchmark(**params) -> luigi.execution_summary.LuigiRunResult:
+    result = luigi.build([RunBenchmark(**params)], local_scheduler=True, detailed_summary=True)
+    return result
+
+
+def read_dir(path: Path, schema) -> pd.DataFrame:
+    files = sorted(path.glob("*.parquet"))
+    if not files:
+        return pd.DataFrame(columns=schema.names)
+    for f in files:
+        assert pq.read_schema(f).equals(schema, check_metadata=False), f
+    return pd.concat([pq.read_table(f).to_pandas() for f in files], ignore_index=True)
+
+
+def test_end_to_end_two_worker_processes(tmp_path, small_folder):
+    result = run_benchmark(
+        datasets=[f"folder:{small_folder}"], codecs=["jpeg", "webp:method=2"],
+        qualities={"jpeg": [20, 80], "webp": [30, 70]}, output_root=str(tmp_path / "out"),
+        run_name="e2e", num_workers=2, images_per_shard=1)
+    assert result.status == luigi.execution_summary.LuigiStatusCode.SUCCESS, result.summary_text
+    run = tmp_path / "out" / "e2e"
+    rows = read_dir(run / "results", RESULTS_SCHEMA)
+    assert len(rows) == 3 * 2 * 2
+    assert not (run / "errors").exists() or read_dir(run / "errors", ERRORS_SCHEMA).empty
+    assert sorted(rows.image_id.unique()) == ["astronaut.png", "coffee.png", "sub/rocket.png"]
+    assert set(rows.codec) == {"jpeg", "webp:method=2"}
+    assert (rows.bpp == rows.num_bytes * 8 / (rows.height * rows.width)).all()
+    assert rows.roundtrip_ok.all() and rows.bpp_estimated.isna().all()
+    assert ((rows.psnr_rgb > 20) & (rows.psnr_rgb < 50)).all()
+    assert ((rows.ms_ssim_rgb > 0.8) & (rows.ms_ssim_rgb < 1)).all()
+    assert np.allclose(rows.ms_ssim_db, -10 * np.log10(1 - rows.ms_ssim_rgb))
+    # higher quality → more bits, per image and codec
+    for _, g in rows.groupby(["image_id", "codec"]):
+        assert g.sort_values("quality").num_bytes.is_monotonic_increasing
+    info = json.loads((run / "run.json").read_text())
+    assert info["counters"]["items_ok"] == 12 and info["plan"]["n_shards"] == 3
+    assert {"torch", "apache-beam", "luigi", "Pillow"} <= set(info["environment"]["packages"])
+    assert "libjpeg-turbo" in info["environment"]["codecs"]["jpeg"]
+    for name in ("summary.csv", "bd_rate.csv", "report.html", "plots/rd_psnr_rgb_" ):
+        assert any(p.as_posix().endswith(name) or name in p.as_posix() for p in run.rglob("*")), name
+    summary = pd.read_csv(run / "summary.csv")
+    assert len(summary) == 4 and (summary.n_images == 3).all()
+
+    # A second run of the same configuration finds everything done and does nothing.
+    again = run_benchmark(
+        datasets=[f"folder:{small_folder}"], codecs=["jpeg", "webp:method=2"],
+        qualities={"jpeg": [20, 80], "webp": [30, 70]}, output_root=str(tmp_path / "out"),
+        run_name="e2e", num_workers=2, images_per_shard=1)
+    assert again.status == luigi.execution_summary.LuigiStatusCode.SUCCESS_WITH_RETRY or \
+        "complete" in again.summary_text or again.status.name == "SUCCESS"
+
+
+def _bad_and_odd_folder(root: Path, photos) -> dict[str, str]:
+    """Write bad and odd inputs; return image id → expected outcome ("ok" or the error stage)."""
+    root.mkdir()
+    photo = photos["chelsea"]
+    expected = {}
+    (root / "zero.png").write_bytes(b"")
+    Image.fromarray(photo).save(root / "full.png")
+    data = (root / "full.png").read_bytes()
+    (root / "full.png").unlink()
+    (root / "truncated.png").write_bytes(data[: len(data) // 3])
+    (root / "text.png").write_text("not an image")
+    Image.new("1", (15000, 15000)).save(root / "bomb.png")  # 225 Mpx: over Pillow's limit
+    expected.update({"zero.png": "load", "truncated.png": "load", "text.png": "load", "bomb.png": "load"})
+    wide = (photo[:, :, 0].astype(np.uint16) * 257)
+    Image.fromarray(wide).save(root / "sixteen.png")
+    Image.fromarray(photo[:, :, 1]).save(root / "gray.png")
+    Image.fromarray(np.dstack([photo, np.full(photo.shape[:2], 128, np.uint8)]), "RGBA").save(root / "rgba.png")
+    Image.fromarray(photo).convert("CMYK").save(root / "cmyk.jpg", quality=95)
+    Image.fromarray(photo[:1, :1]).save(root / "one.png")
+    Image.fromarray(photo[:61, :97]).save(root / "odd.png")
+    expected.update({k: "ok" for k in ("sixteen.png", "gray.png", "rgba.png", "cmyk.jpg", "one.png", "odd.png")})
+    return expected
+
+
+def test_every_bad_or_odd_input_lands_in_exactly_one_place(tmp_path, photos):
+    expected = _bad_and_odd_folder(tmp_path / "mixed", photos)
+    result = run_benchmark(
+        datasets=[f"folder:{tmp_path / 'mixed'}"], codecs=["jpeg", "webp"],
+        qualities={"jpeg": [50], "webp": [50]}, output_root=str(tmp_path / "out"), run_name="mixed",
+        num_workers=2, beam_options="--direct_running_mode=multi_threading")
+    assert result.status.name == "SUCCESS", result.summary_text
+    run = tmp_path / "out" / "mixed"
+    rows = read_dir(run / "results", RESULTS_SCHEMA)
+    errors = read_dir(run / "errors", ERRORS_SCHEMA)
+    for image_id, outcome in expected.items():
+        for codec in ("jpeg", "webp"):
+            n_ok = ((rows.image_id == image_id) & (rows.codec == codec)).sum()
+            err = errors[(errors.image_id == image_id) & (errors.codec == codec)]
+            if outcome == "ok":
+                assert (n_ok, len(err)) == (1, 0), (image_id, codec, err.message.tolist())
+            else:
+                assert (n_ok, len(err)) == (0, 1), (image_id, codec)
+                assert err.stage.iloc[0] == outcome and image_id in err.message.iloc[0]
+    assert errors[errors.image_id == "bomb.png"].message.str.contains("decompression bomb").all()
+    assert errors[errors.image_id == "zero.png"].message.str.contains("empty file").all()
+    tiny = rows[rows.image_id.isin(["one.png", "odd.png"])]
+    assert tiny.ms_ssim_rgb.isna().all() and tiny.psnr_rgb.notna().all()
+    info = json.loads((run / "run.json").read_text())
+    assert info["counters"]["items_failed"] == 8 and info["counters"]["errors_load"] == 8
+
+
+def test_strict_turns_item_errors_into_a_failed_run(tmp_path, photos):
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    (folder / "zero.png").write_bytes(b"")
+    Image.fromarray(photos["chelsea"]).save(folder / "ok.png")
+    result = run_benchmark(
+        datasets=[f"folder:{folder}"], codecs=["jpeg"], qualities={"jpeg": [50]},
+        output_root=str(tmp_path / "out"), run_name="strict", strict=True, num_workers=1)
+    assert result.status.name == "FAILED"
+    assert (tmp_path / "out" / "strict" / "errors").is_dir()  # what was computed is kept
+
+
+def test_killed_run_resumes_without_duplicates_or_gaps(tmp_path, photos):
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(8):
+        name = list(photos)[i % len(photos)]
+        Image.fromarray(photos[name][: 200 + 8 * i, : 240]).save(folder / f"img{i:02d}.png")
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "luigi", "--module", "pipelines", "RunBenchmark", "--local-scheduler",
+           "--datasets", json.dumps([f"folder:{folder}"]), "--codecs", '["jpeg2000", "jpeg"]',
+           "--qualities", '{"jpeg2000": [30, 34, 38], "jpeg": [50]}',
+           "--output-root", str(out), "--run-name", "killed", "--num-workers", "1",
+           "--images-per-shard", "1"]
+    proc = subprocess.Popen(cmd, cwd=REPO, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    results = out / "killed" / "results"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(results.glob("shard-*.parquet"))) < 2:
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = {p.name: p.stat().st_ino for p in results.glob("shard-*.parquet")}
+    assert 2 <= len(done_before) < 8, f"kill came too late or too early: {sorted(done_before)}"
+
+    subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rows = read_dir(results, RESULTS_SCHEMA)
+    keys = rows[["image_id", "codec", "quality"]].apply(tuple, axis=1)
+    assert len(rows) == 8 * 4 and keys.is_unique  # exactly one row per work item
+    for name, inode in done_before.items():  # finished shards were not redone
+        assert (results / name).stat().st_ino == inode
+    info = json.loads((out / "killed" / "run.json").read_text())
+    assert info["plan"]["shards_resumed"] == len(done_before)
+    assert (out / "killed" / "report.html").is_file()
