@@ -32,6 +32,7 @@ import os
 import shutil
 import time
 import urllib.parse
+import uuid
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -437,7 +438,7 @@ def _quarantine(path: Path, downloads: Path, filename: str) -> Path:
     qdir = downloads / ".quarantine"
     qdir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-    dest = qdir / f"{filename.replace('/', '__')}.{stamp}"
+    dest = qdir / f"{filename.replace('/', '__')}.{stamp}-{uuid.uuid4().hex[:6]}"
     shutil.move(str(path), dest)
     return dest
 
