@@ -194,9 +194,24 @@ _BUILTIN: dict[str, str] = {
     "avif": "rdbench.codecs.pillow_codecs:AVIF",
     "heic": "rdbench.codecs.heic:HEIC",
     "jpegxl": "rdbench.codecs.jpegxl:JPEGXL",
+    "bmshj2018-factorized": "rdbench.codecs.compressai_zoo:BMSHJ2018Factorized",
+    "bmshj2018-hyperprior": "rdbench.codecs.compressai_zoo:BMSHJ2018Hyperprior",
+    "mbt2018-mean": "rdbench.codecs.compressai_zoo:MBT2018Mean",
+    "mbt2018": "rdbench.codecs.compressai_zoo:MBT2018",
+    "cheng2020-anchor": "rdbench.codecs.compressai_zoo:Cheng2020Anchor",
+    "cheng2020-attn": "rdbench.codecs.compressai_zoo:Cheng2020Attn",
 }
 #: The classical codecs, the default set of a benchmark run.
 CLASSICAL = ("jpeg", "webp", "jpeg2000", "avif", "heic", "jpegxl")
+#: CompressAI's pretrained image models (rdbench.codecs.compressai_zoo).
+LEARNED_ZOO = (
+    "bmshj2018-factorized",
+    "bmshj2018-hyperprior",
+    "mbt2018-mean",
+    "mbt2018",
+    "cheng2020-anchor",
+    "cheng2020-attn",
+)
 
 _registered: dict[str, Callable[..., Codec]] = {}
 _lock = threading.Lock()
