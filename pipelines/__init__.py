@@ -4,5 +4,6 @@
 """
 from pipelines.benchmark import EvaluateRun, ReportRun, RunBenchmark
 from pipelines.config import rdbench
+from pipelines.datasets import FetchDataset, PrepareDataset, PrepareDatasets
 
-__all__ = ["EvaluateRun", "ReportRun", "RunBenchmark", "rdbench"]
+__all__ = ["EvaluateRun", "FetchDataset", "PrepareDataset", "PrepareDatasets", "ReportRun", "RunBenchmark", "rdbench"]

@@ -150,13 +150,15 @@ class EvaluateRun(BenchmarkParams, luigi.Task):
             "finished": datetime.now(timezone.utc).isoformat(),
             "plan": {"digest": digest, "n_shards": len(shards), "n_items": sum(s.n_items for s in shards),
                      "shards_resumed": len(shards) - len(pending)},
-            "counters": counters,
+            "counters": counters,  # this invocation's Beam counters (empty where a runner has none)
+            "rows": {"results": runfolder.count_rows(run_dir, "results"),
+                     "errors": runfolder.count_rows(run_dir, "errors")},
             "beam_job_s": round(job_s, 3),
             "environment": environment_info(self.codec_specs(), device),
         }
         runfolder.write_json_atomic(runfolder.join(run_dir, "run.json"), info)
-        if self.strict and counters.get("items_failed", 0):
-            raise RuntimeError(f"--strict: {counters['items_failed']} item(s) failed; see {run_dir}/errors/")
+        if self.strict and info["rows"]["errors"]:
+            raise RuntimeError(f"--strict: {info['rows']['errors']} item(s) failed; see {run_dir}/errors/")
         runfolder.write_bytes_atomic(self.output().path, (digest + "\n").encode())
 
     def _run_with_progress(self, job, run_dir: str, n_shards: int) -> dict:

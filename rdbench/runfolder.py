@@ -97,6 +97,19 @@ def write_shard(run_dir: str, shard_name: str, rows: Sequence[dict], errors: Seq
     write_bytes_atomic(shard_results_path(run_dir, shard_name), _parquet_bytes(rows, RESULTS_SCHEMA))
 
 
+def count_rows(run_dir: str, kind: str) -> int:
+    """Rows in ``results`` or ``errors`` shard files, read from the Parquet footers only."""
+    try:
+        matches = FileSystems.match([join(run_dir, kind, "shard-*.parquet")])[0].metadata_list
+    except Exception:  # noqa: BLE001 - no folder, no rows
+        return 0
+    total = 0
+    for m in matches:
+        with FileSystems.open(m.path) as f:
+            total += pq.ParquetFile(io.BytesIO(f.read())).metadata.num_rows
+    return total
+
+
 def completed_shards(run_dir: str) -> set[str]:
     """Names of the shards whose results file exists (temporary files excluded)."""
     pattern = join(run_dir, "results", "shard-*.parquet")

@@ -46,6 +46,10 @@ def pipeline_options(cfg: RunnerConfig) -> tuple[object, PipelineOptions]:
 
         if cfg.dask_address:
             args = [f"--dask_client_address={cfg.dask_address}"] + args
+        if not any(a.startswith(("--dask_npartitions", "--dask_partition_size")) for a in args):
+            # Dask bags default to ~128 elements per partition; a shard is already a coarse
+            # unit of work, so give each its own partition to spread them over the workers.
+            args.append("--dask_partition_size=1")
         return DaskRunner(), PipelineOptions(args)
     return cfg.runner, PipelineOptions(args)
 
@@ -60,8 +64,13 @@ def run_job(shards: Sequence[Shard], run_dir: str, run_id: str, device: str, cfg
             | "Spread over workers" >> beam.Reshuffle()
             | "Evaluate and write each shard" >> beam.ParDo(EvaluateShard(run_dir, run_id, device))
         )
-    result = p.result
-    counters = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]
+    client = getattr(p.result, "client", None)  # the Dask runner's distributed.Client
+    if client is not None:
+        client.close()
+    try:
+        counters = p.result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]
+    except NotImplementedError:  # e.g. the Dask runner collects no metrics yet
+        return {}
     totals: dict[str, int] = {}
     for c in counters:
         totals[c.key.metric.name] = totals.get(c.key.metric.name, 0) + (c.committed or c.attempted or 0)
