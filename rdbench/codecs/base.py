@@ -200,6 +200,7 @@ _BUILTIN: dict[str, str] = {
     "mbt2018": "rdbench.codecs.compressai_zoo:MBT2018",
     "cheng2020-anchor": "rdbench.codecs.compressai_zoo:Cheng2020Anchor",
     "cheng2020-attn": "rdbench.codecs.compressai_zoo:Cheng2020Attn",
+    "mentzer2018": "rdbench.codecs.seeds.mentzer2018:Mentzer2018",
 }
 #: The classical codecs, the default set of a benchmark run.
 CLASSICAL = ("jpeg", "webp", "jpeg2000", "avif", "heic", "jpegxl")
