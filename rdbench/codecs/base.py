@@ -201,6 +201,9 @@ _BUILTIN: dict[str, str] = {
     "cheng2020-anchor": "rdbench.codecs.compressai_zoo:Cheng2020Anchor",
     "cheng2020-attn": "rdbench.codecs.compressai_zoo:Cheng2020Attn",
     "mentzer2018": "rdbench.codecs.seeds.mentzer2018:Mentzer2018",
+    "hific": "rdbench.codecs.seeds.hific:HiFiC",
+    "balle2018": "rdbench.codecs.seeds.balle2018:Balle2018",
+    "xiao2019": "rdbench.codecs.seeds.xiao2019:Xiao2019",
 }
 #: The classical codecs, the default set of a benchmark run.
 CLASSICAL = ("jpeg", "webp", "jpeg2000", "avif", "heic", "jpegxl")
