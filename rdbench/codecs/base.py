@@ -200,6 +200,8 @@ _BUILTIN: dict[str, str] = {
     "mbt2018": "rdbench.codecs.compressai_zoo:MBT2018",
     "cheng2020-anchor": "rdbench.codecs.compressai_zoo:Cheng2020Anchor",
     "cheng2020-attn": "rdbench.codecs.compressai_zoo:Cheng2020Attn",
+    "toderici2017": "rdbench.codecs.seeds.toderici2017:Toderici2017",
+    "agustsson2019": "rdbench.codecs.seeds.agustsson2019:Agustsson2019",
     "mentzer2018": "rdbench.codecs.seeds.mentzer2018:Mentzer2018",
     "hific": "rdbench.codecs.seeds.hific:HiFiC",
     "balle2018": "rdbench.codecs.seeds.balle2018:Balle2018",
