@@ -359,22 +359,25 @@ class SeedCodec(Codec):
         """Decode streams; those with equal quality and latent size share one synthesis pass."""
         import torch
 
+        parsed = []
+        for data in streams:  # headers and weights first: networks are never built in inference mode
+            header, strings = bitstream.unpack(data)
+            if header.codec != self.name:
+                raise CodecError(f"{self.name}: the stream was made by codec {header.codec!r}")
+            try:
+                q = self._quality(header.quality)
+            except ValueError as exc:
+                raise CodecError(f"stream header: {exc}") from exc
+            loaded = self._load(q)
+            if header.tag != loaded.tag:
+                raise CodecError(
+                    f"{self.name}: the stream was encoded with other weights than {self.version_for(q)!r}"
+                )
+            parsed.append((header, strings, q, loaded))
         latents = []
         groups: dict[tuple, list[int]] = defaultdict(list)
         with torch.inference_mode():
-            for i, data in enumerate(streams):
-                header, strings = bitstream.unpack(data)
-                if header.codec != self.name:
-                    raise CodecError(f"{self.name}: the stream was made by codec {header.codec!r}")
-                try:
-                    q = self._quality(header.quality)
-                except ValueError as exc:
-                    raise CodecError(f"stream header: {exc}") from exc
-                loaded = self._load(q)
-                if header.tag != loaded.tag:
-                    raise CodecError(
-                        f"{self.name}: the stream was encoded with other weights than {self.version_for(q)!r}"
-                    )
+            for i, (header, strings, q, loaded) in enumerate(parsed):
                 try:
                     y_hat = self._entropy_decode(loaded, strings, header)
                 except CodecError:
