@@ -58,7 +58,7 @@ MS_SSIM_MIN_SIZE = (WIN_SIZE - 1) * 2 ** (LEVELS - 1) + 1
 _C1 = (K1 * DATA_RANGE) ** 2
 _C2 = (K2 * DATA_RANGE) ** 2
 _HALO = WIN_SIZE - 1  # valid filtering shortens each side by 10
-_ROWS = 48  # output rows per strip task
+_ROWS = 32  # output rows per strip task
 
 
 class ImageTooSmallError(ValueError):
