@@ -65,7 +65,7 @@ class BenchmarkParams(luigi.Task):
 
     def run_dir(self) -> str:
         root = self.output_root or rdbench_config().output_root
-        if "://" not in root:
+        if "://" not in root:  # local: absolute, so Beam worker processes agree on it
             root = os.path.abspath(root)
         return runfolder.join(root, self.resolved_run_name())
 
@@ -205,7 +205,8 @@ class ReportRun(BenchmarkParams, luigi.Task):
         from rdbench.reports import build_report
 
         _progress(self, 0, "building report")
-        build_report([self.run_dir()], anchor=self.anchor, reference=list(self.reference))
+        with runfolder.local_copy(self.run_dir()) as local:
+            build_report([local], anchor=self.anchor, reference=list(self.reference))
         _progress(self, 100, "report written")
 
 

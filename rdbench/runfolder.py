@@ -1,60 +1,71 @@
-"""The run folder on disk (or an object store): shard files, atomic writes, run.json.
+"""The run folder on disk or an object store: shard files, atomic writes, run.json.
 
-Paths go through Beam's ``FileSystems`` so an output root such as ``gs://bucket/reports``
-works as well as a local folder. Every file is written under a temporary name and renamed
-into place, so a killed run never leaves a half-written file that looks complete; a shard
-counts as done exactly when its results file exists.
+Paths go through fsspec, so an output root may be a local folder, ``file:///…``, ``memory://…``
+(tests), or ``gs://…`` / ``s3://…`` where gcsfs / s3fs are installed. Every file is written
+under a temporary name and moved into place, so a killed run never leaves a half-written file
+that looks complete; a shard counts as done exactly when its results file exists.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import socket
+import tempfile
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
+import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
-from apache_beam.io.filesystems import FileSystems
 
 from rdbench.schema import ERRORS_SCHEMA, RESULTS_SCHEMA
 
 __all__ = [
-    "join",
+    "count_rows",
+    "completed_shards",
     "exists",
+    "is_local",
+    "join",
+    "local_copy",
+    "read_json",
+    "shard_results_path",
+    "worker_id",
     "write_bytes_atomic",
     "write_json_atomic",
-    "read_json",
     "write_shard",
-    "completed_shards",
-    "shard_results_path",
 ]
 
 
-def join(*parts: str) -> str:
-    return FileSystems.join(*parts)
+def is_local(path: str) -> bool:
+    return "://" not in path or path.startswith("file://")
+
+
+def _fs(path: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    return fsspec.core.url_to_fs(path)
+
+
+def join(base: str, *parts: str) -> str:
+    return "/".join([base.rstrip("/"), *parts]) if "://" in base else os.path.join(base, *parts)
 
 
 def exists(path: str) -> bool:
-    return FileSystems.exists(path)
+    fs, p = _fs(path)
+    return fs.exists(p)
 
 
 def write_bytes_atomic(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary sibling and a rename."""
-    directory, name = FileSystems.split(path)
-    if not FileSystems.exists(directory):
-        try:
-            FileSystems.mkdirs(directory)
-        except OSError:  # created meanwhile by another worker
-            pass
-    tmp = join(directory, f".{name}.tmp-{uuid.uuid4().hex[:8]}")
-    with FileSystems.create(tmp) as f:
+    """Write ``data`` to ``path`` via a hidden temporary sibling and a move."""
+    fs, p = _fs(path)
+    directory, name = p.rsplit("/", 1)
+    fs.makedirs(directory, exist_ok=True)
+    tmp = f"{directory}/.{name}.tmp-{uuid.uuid4().hex[:8]}"
+    with fs.open(tmp, "wb") as f:
         f.write(data)
-    if FileSystems.exists(path):
-        FileSystems.delete([path])
-    FileSystems.rename([tmp], [path])
+    fs.mv(tmp, p)
 
 
 def write_json_atomic(path: str, obj: Any) -> None:
@@ -62,7 +73,8 @@ def write_json_atomic(path: str, obj: Any) -> None:
 
 
 def read_json(path: str) -> Any:
-    with FileSystems.open(path) as f:
+    fs, p = _fs(path)
+    with fs.open(p, "rb") as f:
         return json.loads(f.read().decode())
 
 
@@ -92,34 +104,52 @@ def write_shard(run_dir: str, shard_name: str, rows: Sequence[dict], errors: Seq
     errors_path = join(run_dir, "errors", f"{shard_name}.parquet")
     if errors:
         write_bytes_atomic(errors_path, _parquet_bytes(errors, ERRORS_SCHEMA))
-    elif FileSystems.exists(errors_path):
-        FileSystems.delete([errors_path])
+    elif exists(errors_path):
+        fs, p = _fs(errors_path)
+        fs.rm(p)
     write_bytes_atomic(shard_results_path(run_dir, shard_name), _parquet_bytes(rows, RESULTS_SCHEMA))
+
+
+def _shard_files(run_dir: str, kind: str) -> list[str]:
+    """Shard files of ``results`` or ``errors`` (temporary files excluded), as fs paths."""
+    fs, p = _fs(join(run_dir, kind))
+    if not fs.exists(p):
+        return []
+    return sorted(f for f in fs.glob(f"{p}/shard-*.parquet") if not f.rsplit("/", 1)[-1].startswith("."))
+
+
+def completed_shards(run_dir: str) -> set[str]:
+    """Names of the shards whose results file exists."""
+    return {f.rsplit("/", 1)[-1].removesuffix(".parquet") for f in _shard_files(run_dir, "results")}
 
 
 def count_rows(run_dir: str, kind: str) -> int:
     """Rows in ``results`` or ``errors`` shard files, read from the Parquet footers only."""
-    try:
-        matches = FileSystems.match([join(run_dir, kind, "shard-*.parquet")])[0].metadata_list
-    except Exception:  # noqa: BLE001 - no folder, no rows
-        return 0
+    fs, _ = _fs(run_dir)
     total = 0
-    for m in matches:
-        with FileSystems.open(m.path) as f:
-            total += pq.ParquetFile(io.BytesIO(f.read())).metadata.num_rows
+    for f in _shard_files(run_dir, kind):
+        with fs.open(f, "rb") as fh:
+            total += pq.ParquetFile(fh).metadata.num_rows
     return total
 
 
-def completed_shards(run_dir: str) -> set[str]:
-    """Names of the shards whose results file exists (temporary files excluded)."""
-    pattern = join(run_dir, "results", "shard-*.parquet")
-    try:
-        matches = FileSystems.match([pattern])[0].metadata_list
-    except Exception:  # noqa: BLE001 - a missing folder means nothing is complete
-        return set()
-    names = set()
-    for m in matches:
-        base = FileSystems.split(m.path)[1]
-        if not base.startswith("."):
-            names.add(base.removesuffix(".parquet"))
-    return names
+@contextlib.contextmanager
+def local_copy(run_dir: str, inputs: Sequence[str] = ("results", "errors", "run.json")) -> Iterator[str]:
+    """A local folder holding ``run_dir``'s ``inputs``; files written there are uploaded back.
+
+    For tools that only work on local files (pandas, matplotlib). A local run folder is
+    yielded as it is.
+    """
+    if is_local(run_dir):
+        yield run_dir.removeprefix("file://")
+        return
+    fs, remote = _fs(run_dir)
+    with tempfile.TemporaryDirectory(prefix="rdbench-") as tmp:
+        for name in inputs:
+            if fs.exists(f"{remote}/{name}"):
+                fs.get(f"{remote}/{name}", os.path.join(tmp, name), recursive=True)
+        before = {p for p in Path(tmp).rglob("*") if p.is_file()}
+        yield tmp
+        for p in sorted(Path(tmp).rglob("*")):
+            if p.is_file() and p not in before:
+                write_bytes_atomic(join(run_dir, *p.relative_to(tmp).parts), p.read_bytes())

@@ -11,7 +11,7 @@ from apache_beam.utils.shared import Shared
 from rdbench.codecs import get_codec
 from rdbench.evaluate import error_row, unit_rows
 from rdbench.images import load_image
-from rdbench.runfolder import shard_results_path, write_shard
+from rdbench import runfolder
 from rdbench.workplan import Shard
 
 log = logging.getLogger(__name__)
@@ -48,9 +48,7 @@ class EvaluateShard(beam.DoFn):
         return self._codecs[spec]
 
     def process(self, shard: Shard):
-        from apache_beam.io.filesystems import FileSystems
-
-        if FileSystems.exists(shard_results_path(self.run_dir, shard.name)):
+        if runfolder.exists(runfolder.shard_results_path(self.run_dir, shard.name)):
             self.shards_skipped.inc()  # finished by an earlier attempt of this run
             return
         rows, errors = [], []
@@ -80,7 +78,7 @@ class EvaluateShard(beam.DoFn):
             rows += unit_ok
             errors += unit_errors
         start = time.perf_counter()
-        write_shard(self.run_dir, shard.name, rows, errors)
+        runfolder.write_shard(self.run_dir, shard.name, rows, errors)
         timings["write"] = time.perf_counter() - start
         for phase, seconds in timings.items():  # Beam counters are integers: milliseconds
             Metrics.counter(NAMESPACE, f"time_{phase}_ms").inc(int(round(seconds * 1000)))
