@@ -25,7 +25,7 @@ import luigi
 from pipelines.config import rdbench as rdbench_config
 from rdbench import runfolder
 from rdbench.environment import environment_info
-from rdbench.workplan import plan_digest, plan_shards
+from rdbench.workplan import auto_images_per_shard, plan_digest, plan_shards
 
 log = logging.getLogger("luigi-interface")
 
@@ -39,7 +39,8 @@ class BenchmarkParams(luigi.Task):
     output_root = luigi.Parameter(default="", description="where run folders go ([rdbench] output_root)")
     run_name = luigi.Parameter(default="", description="run folder name; derived from the configuration")
     runner = luigi.Parameter(default="FnApiRunner", description="Beam runner")
-    num_workers = luigi.IntParameter(default=0, description="local Beam worker processes; 0 = cores")
+    num_workers = luigi.IntParameter(default=0, description="local Beam worker processes; 0 = cores (GPUs on CUDA)")
+    batch_size = luigi.IntParameter(default=0, description="images per batch for batched codecs; 0 = 8 on CUDA, else 1")
     beam_options = luigi.Parameter(default="", description="extra Beam pipeline options, verbatim")
     dask_address = luigi.Parameter(default="", description="HOST:PORT of a dask.distributed scheduler")
     device = luigi.Parameter(default="auto", description="auto | cpu | cuda | cuda:N")
@@ -98,7 +99,10 @@ class EvaluateRun(BenchmarkParams, luigi.Task):
     def output(self):
         return RunFile(runfolder.join(self.run_dir(), "_EVALUATED"))
 
-    def plan(self):
+    def effective_batch_size(self, device: str) -> int:
+        return self.batch_size or (8 if device.startswith("cuda") else 1)
+
+    def plan(self, device: str = "cpu"):
         from rdbench.codecs import get_codec
         from rdbench.datasets import get_dataset
 
@@ -108,7 +112,9 @@ class EvaluateRun(BenchmarkParams, luigi.Task):
         for spec in self.codec_specs():
             codec = get_codec(spec)
             ladders[codec.spec] = self.qualities.get(codec.name) or codec.default_qualities()
-        return plan_shards(datasets, ladders, self.images_per_shard)
+        batch = self.effective_batch_size(device)
+        per_shard = self.images_per_shard or max(batch, auto_images_per_shard(sum(len(d) for d in datasets)))
+        return plan_shards(datasets, ladders, per_shard)
 
     def run(self):
         from pipelines.beam.job import RunnerConfig, run_job
@@ -116,7 +122,7 @@ class EvaluateRun(BenchmarkParams, luigi.Task):
 
         run_dir, run_id = self.run_dir(), self.resolved_run_name()
         device = resolve_device(self.device)
-        shards = self.plan()
+        shards = self.plan(device)
         digest = plan_digest(shards)
         plan_path = runfolder.join(run_dir, "plan.json")
         if runfolder.exists(plan_path):
@@ -133,7 +139,8 @@ class EvaluateRun(BenchmarkParams, luigi.Task):
         pending = [s for s in shards if s.name not in done]
         log.info("rdbench: %d shards planned, %d already complete, %d to evaluate in %s",
                  len(shards), len(shards) - len(pending), len(pending), run_dir)
-        cfg = RunnerConfig(self.runner, self.num_workers, tuple(self.beam_options.split()), self.dask_address)
+        cfg = RunnerConfig(self.runner, self.num_workers, tuple(self.beam_options.split()), self.dask_address,
+                           self.effective_batch_size(device), device)
         job_start = time.perf_counter()
         counters = self._run_with_progress(lambda: run_job(pending, run_dir, run_id, device, cfg),
                                            run_dir, len(shards))

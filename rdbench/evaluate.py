@@ -20,7 +20,7 @@ from rdbench.metrics import ImageTooSmallError, ms_ssim, ms_ssim_db, psnr, psnr_
 if TYPE_CHECKING:
     from rdbench.workplan import WorkUnit
 
-__all__ = ["Measurement", "Failure", "evaluate_ladder", "unit_rows", "error_row"]
+__all__ = ["Measurement", "Failure", "evaluate_batch", "evaluate_ladder", "unit_rows", "error_row"]
 
 
 @dataclass
@@ -85,6 +85,50 @@ def _encode_ladder(codec: Codec, image: np.ndarray, qualities: Sequence[float]) 
         yield q, enc, time.perf_counter() - start
 
 
+def _measure(
+    codec: Codec, image: np.ndarray, quality: float, enc: Encoded, encode_s: float,
+    decoded: np.ndarray, decode_s: float, verified: np.ndarray, verify_s: float,
+) -> Measurement | Failure:
+    """Check a decoded image and compute the metrics of one (image, quality)."""
+    if decoded.shape != image.shape or decoded.dtype != np.uint8:
+        return _failure(quality, "decode",
+                        ValueError(f"decoded {decoded.dtype} {decoded.shape}, expected uint8 {image.shape}"))
+    pixels = image.shape[0] * image.shape[1]
+    start = time.perf_counter()
+    try:
+        try:
+            ssim = ms_ssim(image, decoded)
+            ssim_db = ms_ssim_db(ssim)
+        except ImageTooSmallError:
+            ssim = ssim_db = None
+        return Measurement(
+            quality=float(quality),
+            num_bytes=len(enc.data),
+            bpp=len(enc.data) * 8.0 / pixels,
+            bpp_estimated=None if enc.estimated_bits is None else enc.estimated_bits / pixels,
+            psnr_rgb=psnr(image, decoded),
+            psnr_y=psnr_y(image, decoded),
+            ms_ssim_rgb=ssim,
+            ms_ssim_db=ssim_db,
+            encode_s=encode_s,
+            decode_s=decode_s,
+            roundtrip_ok=bool(np.array_equal(decoded, verified)),
+            metrics_s=time.perf_counter() - start,
+            verify_s=verify_s,
+        )
+    except Exception as exc:  # noqa: BLE001
+        return _failure(quality, "metrics", exc)
+
+
+def _timed(codec: Codec, fn, *args):
+    """Run ``fn(*args)`` and return (result, seconds), synchronising the device around it."""
+    synchronize(codec.device)
+    start = time.perf_counter()
+    result = fn(*args)
+    synchronize(codec.device)
+    return result, time.perf_counter() - start
+
+
 def evaluate_ladder(
     codec: Codec, image: np.ndarray, qualities: Sequence[float], *, keep_outputs: bool = False
 ) -> Iterator[Measurement | Failure]:
@@ -95,59 +139,53 @@ def evaluate_ladder(
     non-deterministic entropy decoding). MS-SSIM is None for images smaller than its
     5-scale minimum (161 px on the short side); PSNR is still reported.
     """
-    height, width = image.shape[:2]
-    pixels = height * width
     for quality, enc, encode_s in _encode_ladder(codec, image, qualities):
         if isinstance(enc, Failure):
             yield enc
             continue
         try:
-            synchronize(codec.device)
-            start = time.perf_counter()
-            decoded = codec.decode(enc.data)
-            decode_s = time.perf_counter() - start
-            if decoded.shape != image.shape or decoded.dtype != np.uint8:
-                raise ValueError(f"decoded {decoded.dtype} {decoded.shape}, expected uint8 {image.shape}")
-            start = time.perf_counter()
-            roundtrip_ok = bool(np.array_equal(decoded, codec.decode(enc.data)))
-            verify_s = time.perf_counter() - start
+            decoded, decode_s = _timed(codec, codec.decode, enc.data)
+            verified, verify_s = _timed(codec, codec.decode, enc.data)
         except Exception as exc:  # noqa: BLE001
             yield _failure(quality, "decode", exc)
             continue
+        m = _measure(codec, image, quality, enc, encode_s, decoded, decode_s, verified, verify_s)
+        if keep_outputs and isinstance(m, Measurement):
+            m.data, m.decoded = enc.data, decoded
+        yield m
+
+
+def evaluate_batch(
+    codec: Codec, images: Sequence[np.ndarray], qualities: Sequence[float]
+) -> list[list[Measurement | Failure]]:
+    """Like :func:`evaluate_ladder` for several equal-shape images at once (GPU batching).
+
+    Each quality encodes and decodes the whole batch in one call; each image is charged its
+    share of the batch time. If a batch call fails, that quality falls back to one image at a
+    time, so a failure is always reported for its own image, never for the batch.
+    """
+    out: list[list[Measurement | Failure]] = [[] for _ in images]
+    for q in qualities:
         try:
-            start = time.perf_counter()
-            try:
-                ssim = ms_ssim(image, decoded)
-                ssim_db = ms_ssim_db(ssim)
-            except ImageTooSmallError:
-                ssim = ssim_db = None
-            measurement = Measurement(
-                quality=float(quality),
-                num_bytes=len(enc.data),
-                bpp=len(enc.data) * 8.0 / pixels,
-                bpp_estimated=None if enc.estimated_bits is None else enc.estimated_bits / pixels,
-                psnr_rgb=psnr(image, decoded),
-                psnr_y=psnr_y(image, decoded),
-                ms_ssim_rgb=ssim,
-                ms_ssim_db=ssim_db,
-                encode_s=encode_s,
-                decode_s=decode_s,
-                roundtrip_ok=roundtrip_ok,
-                metrics_s=time.perf_counter() - start,
-                verify_s=verify_s,
-            )
-        except Exception as exc:  # noqa: BLE001
-            yield _failure(quality, "metrics", exc)
+            encoded, encode_s = _timed(codec, codec.compress_batch, images, q)
+            decoded, decode_s = _timed(codec, codec.decode_batch, [e.data for e in encoded])
+            verified, verify_s = _timed(codec, codec.decode_batch, [e.data for e in encoded])
+        except Exception:  # noqa: BLE001 - retried image by image to find the culprit
+            for i, image in enumerate(images):
+                out[i].extend(evaluate_ladder(codec, image, [q]))
             continue
-        if keep_outputs:
-            measurement.data, measurement.decoded = enc.data, decoded
-        yield measurement
+        n = len(images)
+        for i, image in enumerate(images):
+            out[i].append(_measure(codec, image, q, encoded[i], encode_s / n, decoded[i], decode_s / n,
+                                   verified[i], verify_s / n))
+    return out
 
 
 def unit_rows(
-    unit: "WorkUnit", codec: Codec, image: np.ndarray, run_id: str, timings: dict[str, float] | None = None
+    unit: "WorkUnit", codec: Codec, image: np.ndarray, run_id: str, timings: dict[str, float] | None = None,
+    measurements: Sequence[Measurement | Failure] | None = None,
 ) -> tuple[list[dict], list[dict]]:
-    """Evaluate one work unit; return its results rows and errors rows (DESIGN.md columns).
+    """Evaluate one work unit (or take its ``measurements``); return results and errors rows.
 
     ``timings``, when given, accumulates seconds spent per phase (encode, decode, verify,
     metrics) for the run's time breakdown.
@@ -155,7 +193,9 @@ def unit_rows(
     height, width = image.shape[:2]
     key = {"dataset": unit.dataset, "image_id": unit.image_id, "codec": unit.codec}
     rows, errors = [], []
-    for m in evaluate_ladder(codec, image, unit.qualities):
+    if measurements is None:
+        measurements = list(evaluate_ladder(codec, image, unit.qualities))
+    for m in measurements:
         if isinstance(m, Failure):
             errors.append(error_row(unit, m.stage, m.error_type, m.message, run_id, m.quality))
             continue
@@ -166,7 +206,7 @@ def unit_rows(
         rows.append(
             {
                 **key,
-                "codec_version": codec.version,
+                "codec_version": codec.version_for(m.quality),
                 "quality": m.quality,
                 "height": height,
                 "width": width,

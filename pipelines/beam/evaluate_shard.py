@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 import apache_beam as beam
@@ -9,7 +10,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.utils.shared import Shared
 
 from rdbench.codecs import get_codec
-from rdbench.evaluate import error_row, unit_rows
+from rdbench.evaluate import error_row, evaluate_batch, unit_rows
 from rdbench.images import load_image
 from rdbench import runfolder
 from rdbench.workplan import Shard
@@ -30,8 +31,8 @@ class EvaluateShard(beam.DoFn):
     item; the shard still completes.
     """
 
-    def __init__(self, run_dir: str, run_id: str, device: str):
-        self.run_dir, self.run_id, self.device = run_dir, run_id, device
+    def __init__(self, run_dir: str, run_id: str, device: str, batch_size: int = 1):
+        self.run_dir, self.run_id, self.device, self.batch_size = run_dir, run_id, device, batch_size
         self._shared = Shared()
         self.items_ok = Metrics.counter(NAMESPACE, "items_ok")
         self.items_failed = Metrics.counter(NAMESPACE, "items_failed")
@@ -44,15 +45,16 @@ class EvaluateShard(beam.DoFn):
 
     def _codec(self, spec: str):
         if spec not in self._codecs:
-            self._codecs[spec] = get_codec(spec).to(self.device)
+            self._codecs[spec] = get_codec(spec).to(worker_device(self.device))
         return self._codecs[spec]
 
     def process(self, shard: Shard):
         if runfolder.exists(runfolder.shard_results_path(self.run_dir, shard.name)):
             self.shards_skipped.inc()  # finished by an earlier attempt of this run
             return
-        rows, errors = [], []
         timings: dict[str, float] = {}
+        rows, errors = [], []
+        ready = []  # (unit, codec, image) for the units whose image and codec loaded
         images = {}  # path -> array or the load error, within this shard
         for unit in shard.units:
             if unit.path not in images:
@@ -69,14 +71,18 @@ class EvaluateShard(beam.DoFn):
                            for q in unit.qualities]
                 continue
             try:
-                codec = self._codec(unit.codec)
+                ready.append((unit, self._codec(unit.codec), image))
             except Exception as exc:  # noqa: BLE001 - e.g. weights missing on this worker
                 errors += [error_row(unit, "encode", type(exc).__name__, str(exc), self.run_id, q)
                            for q in unit.qualities]
-                continue
-            unit_ok, unit_errors = unit_rows(unit, codec, image, self.run_id, timings)
-            rows += unit_ok
-            errors += unit_errors
+        for batch in batches(ready, self.batch_size):
+            unit, codec, image = batch[0]
+            measured = (evaluate_batch(codec, [im for _, _, im in batch], unit.qualities) if len(batch) > 1
+                        else [None])
+            for (unit, codec, image), measurements in zip(batch, measured):
+                unit_ok, unit_errors = unit_rows(unit, codec, image, self.run_id, timings, measurements)
+                rows += unit_ok
+                errors += unit_errors
         start = time.perf_counter()
         runfolder.write_shard(self.run_dir, shard.name, rows, errors)
         timings["write"] = time.perf_counter() - start
@@ -88,3 +94,31 @@ class EvaluateShard(beam.DoFn):
             Metrics.counter(NAMESPACE, f"errors_{e['stage']}").inc()
         self.shards_written.inc()
         yield shard.name, len(rows), len(errors)
+
+
+def batches(ready: list, batch_size: int) -> list[list]:
+    """Group (unit, codec, image) triples for batched codecs: same codec, ladder and image shape.
+
+    Everything else (and every batch of one) goes through the per-image path.
+    """
+    groups: dict[tuple, list] = {}
+    out = []
+    for item in ready:
+        unit, codec, image = item
+        if batch_size > 1 and codec.batched:
+            groups.setdefault((unit.codec, unit.qualities, image.shape), []).append(item)
+        else:
+            out.append([item])
+    for members in groups.values():
+        out += [members[i : i + batch_size] for i in range(0, len(members), batch_size)]
+    return out
+
+
+def worker_device(device: str) -> str:
+    """With several GPUs and plain ``cuda``, spread worker processes over them by pid."""
+    if device != "cuda":
+        return device
+    import torch
+
+    count = torch.cuda.device_count()
+    return f"cuda:{os.getpid() % count}" if count > 1 else device

@@ -25,9 +25,20 @@ DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
 @dataclass(frozen=True)
 class RunnerConfig:
     runner: str = LOCAL_RUNNER
-    num_workers: int = 0  # 0 = number of cores
+    num_workers: int = 0  # 0 = one per core, or one per GPU on CUDA
     extra_options: tuple[str, ...] = ()
     dask_address: str = ""
+    batch_size: int = 1  # images per batch for batched (GPU) codecs
+    device: str = "cpu"
+
+
+def default_num_workers(device: str = "cpu") -> int:
+    """One worker process per GPU on CUDA (each loads its models once), else one per core."""
+    if device.startswith("cuda"):
+        import torch
+
+        return max(1, torch.cuda.device_count()) if device == "cuda" else 1
+    return os.cpu_count() or 1
 
 
 def pipeline_options(cfg: RunnerConfig) -> tuple[object, PipelineOptions]:
@@ -36,7 +47,7 @@ def pipeline_options(cfg: RunnerConfig) -> tuple[object, PipelineOptions]:
     if cfg.runner == LOCAL_RUNNER:
         from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
-        workers = cfg.num_workers or os.cpu_count() or 1
+        workers = cfg.num_workers or default_num_workers(cfg.device)
         # One worker runs in this process: no worker process to start and import everything.
         mode = "multi_processing" if workers > 1 else "in_memory"
         args = [f"--direct_num_workers={workers}", f"--direct_running_mode={mode}"] + args
@@ -62,7 +73,7 @@ def run_job(shards: Sequence[Shard], run_dir: str, run_id: str, device: str, cfg
             p
             | "Plan shards" >> beam.Create(list(shards))
             | "Spread over workers" >> beam.Reshuffle()
-            | "Evaluate and write each shard" >> beam.ParDo(EvaluateShard(run_dir, run_id, device))
+            | "Evaluate and write each shard" >> beam.ParDo(EvaluateShard(run_dir, run_id, device, cfg.batch_size))
         )
     client = getattr(p.result, "client", None)  # the Dask runner's distributed.Client
     if client is not None:

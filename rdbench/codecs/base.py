@@ -114,6 +114,10 @@ class Codec:
         """The underlying library and its version, e.g. ``libjpeg-turbo 3.1.0 (Pillow 12.0.0)``."""
         raise NotImplementedError
 
+    def version_for(self, quality: float) -> str:
+        """The version string of one quality (codecs with per-quality weights name the file)."""
+        return self.version
+
     @property
     def spec(self) -> str:
         """The canonical spec string: the name plus non-default parameters, sorted."""
@@ -202,10 +206,10 @@ _BUILTIN: dict[str, str] = {
     "cheng2020-attn": "rdbench.codecs.compressai_zoo:Cheng2020Attn",
     "toderici2017": "rdbench.codecs.seeds.toderici2017:Toderici2017",
     "agustsson2019": "rdbench.codecs.seeds.agustsson2019:Agustsson2019",
-    "mentzer2018": "rdbench.codecs.seeds.mentzer2018:Mentzer2018",
     "hific": "rdbench.codecs.seeds.hific:HiFiC",
     "balle2018": "rdbench.codecs.seeds.balle2018:Balle2018",
     "xiao2019": "rdbench.codecs.seeds.xiao2019:Xiao2019",
+    "mentzer2018": "rdbench.codecs.seeds.mentzer2018:Mentzer2018",
 }
 #: The classical codecs, the default set of a benchmark run.
 CLASSICAL = ("jpeg", "webp", "jpeg2000", "avif", "heic", "jpegxl")
