@@ -77,7 +77,7 @@ from rdbench.codecs.base import Codec, CodecError, CodecSpecError, Encoded, Para
 from rdbench.codecs.seeds import mentzer2018_coder as coder
 from rdbench.codecs.weights import load_state_dict, sha256sum
 
-__all__ = ["CONFIGS", "Mentzer2018", "Mentzer2018Net", "ProbClass3D", "random_net"]
+__all__ = ["CONFIGS", "Mentzer2018", "Mentzer2018Net", "ProbClass3D", "calibrate_batchnorm", "fit_context_model", "random_net"]
 
 #: The seed's fixed normalisation (ImageNet statistics, RGB).
 MEAN = (121.85369873, 113.58860779, 100.63715363)
@@ -332,17 +332,69 @@ def random_net(C: int, seed: int) -> Mentzer2018Net:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = Mentzer2018Net(C)
-    for m in net.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.momentum = None  # cumulative average: one pass sets the statistics
+    calibrate_batchnorm(net, [_synthetic_image(seed=seed)])
+    return net
+
+
+def calibrate_batchnorm(net: Mentzer2018Net, batches) -> None:
+    """Set every batch norm's running statistics to their average over ``batches``.
+
+    ``batches``: (N, 3, H, W) float tensors of pixels 0–255. Train-mode passes with cumulative
+    averaging, encoder and decoder (the decoder sees the quantised bottleneck). A cheap
+    "sensible initialisation" for an untrained network: it gives every layer unit-scale
+    activations on real photographs. Only for a network that is not fused.
+    """
+    bns = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
     net.train()
     with torch.no_grad():
-        q = net.quantize(net.encoder(_synthetic_image(seed=seed)))
-        net.decoder(q.qbar)
-    for m in net.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.momentum = 0.1
-    return net.eval()
+        for x in batches:
+            q = net.quantize(net.encoder(x))
+            net.decoder(q.qbar)
+    for m in bns:
+        m.momentum = 0.1
+    net.eval()
+
+
+def fit_context_model(net: Mentzer2018Net, volumes, steps: int, *, lr: float = 2e-3, batch: int = 8,
+                      crop: int = 16, seed: int = 0, log=None) -> list[float]:
+    """Train the context model alone (autoencoder and centres frozen) on coded symbols.
+
+    ``volumes``: (symbols (C, h, w), importance map (h, w)) int64 numpy pairs, e.g. from
+    :meth:`Mentzer2018.analyse` on training images. Minimises the cross-entropy (bits per coded
+    symbol, channels k < n) of random ``crop``×``crop`` windows with Adam. Returns the loss of
+    every step; ``log(step, loss)`` is called every 25 steps.
+    """
+    rng = np.random.default_rng(seed)
+    params = list(net.probclass.parameters())
+    opt = torch.optim.Adam(params, lr=lr)
+    centers = net.centers.detach()
+    losses = []
+    net.probclass.train()
+    for step in range(steps):
+        syms, masks = [], []
+        for _ in range(batch):
+            s, n = volumes[rng.integers(len(volumes))]
+            h, w = n.shape
+            ch, cw = min(crop, h), min(crop, w)
+            i, j = rng.integers(h - ch + 1), rng.integers(w - cw + 1)
+            s, n = s[:, i : i + ch, j : j + cw], n[i : i + ch, j : j + cw]
+            syms.append(torch.from_numpy(np.ascontiguousarray(s)))
+            masks.append(torch.from_numpy(np.arange(s.shape[0])[:, None, None] < n[None]))
+        syms, masks = torch.stack(syms), torch.stack(masks)
+        logits = net.probclass(centers[syms], centers[0])
+        bits = F.cross_entropy(logits, syms, reduction="none") / math.log(2)
+        loss = (bits * masks).sum() / masks.sum().clamp(min=1)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+        if log is not None and (step % 25 == 0 or step == steps - 1):
+            log(step, float(np.mean(losses[-25:])))
+    net.probclass.eval()
+    return losses
 
 
 # -- the codec --------------------------------------------------------------------------------------
@@ -363,7 +415,7 @@ class Analysis:
     symbols: np.ndarray  # (C, h, w) int64
     nmap: np.ndarray  # (h, w) int64
     padded_hw: tuple[int, int]
-    timings: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)  # analysis wall / CPU seconds
 
 
 def _fingerprint(net: nn.Module) -> bytes:
@@ -499,8 +551,8 @@ class Mentzer2018(Codec):
         m = self.model(quality)
         h, w = image.shape[:2]
         ph, pw = -(-h // SUBSAMPLING) * SUBSAMPLING, -(-w // SUBSAMPLING) * SUBSAMPLING
-        t0 = time.perf_counter()
-        with torch.inference_mode():
+        clock = _Stopwatch()
+        with clock("analysis"), torch.inference_mode():
             x = torch.from_numpy(np.array(image, copy=True)).permute(2, 0, 1).unsqueeze(0).float()
             if (ph, pw) != (h, w):
                 x = F.pad(x, (0, pw - w, 0, ph - h), mode="replicate")
@@ -512,7 +564,7 @@ class Mentzer2018(Codec):
             q = m.net.quantize(z.float())
             symbols = q.symbols[0].cpu().numpy().astype(np.int64)
             nmap = q.nmap[0].cpu().numpy().astype(np.int64)
-        return Analysis(symbols, nmap, (ph, pw), {"analysis": time.perf_counter() - t0})
+        return Analysis(symbols, nmap, (ph, pw), clock.times)
 
     def synthesize(self, symbols: np.ndarray, quality: float) -> np.ndarray:
         """Decoder network: symbols (C, h, w) → padded uint8 image (8h, 8w, 3)."""
@@ -533,29 +585,41 @@ class Mentzer2018(Codec):
         return self.entropy_encode(self.analyse(image, q), q, image.shape[:2])
 
     def entropy_encode(self, a: Analysis, quality: float, image_hw: tuple[int, int]) -> Encoded:
-        """The coding half of :meth:`compress`: context model + range coding of an :class:`Analysis`."""
+        """The coding half of :meth:`compress`: context model + range coding of an :class:`Analysis`.
+
+        Sets :attr:`last_timings`: wall and CPU seconds (``<stage>``, ``<stage>_cpu``) of
+        ``analysis``, ``context_model`` (all logits, one parallel pass) and ``entropy_coding``
+        (probabilities, range coding of the symbols and of the importance map, container).
+        """
         q = self._quality(quality)
         m = self.model(q)
-        timings = dict(a.timings)
+        clock = _Stopwatch(dict(a.timings))
         C, hl, wl = a.symbols.shape
-        t0 = time.perf_counter()
-        coded = np.arange(C)[:, None, None] < a.nmap[None]
-        order, _ = coder.coding_order(coder.VolumeGrid(C, hl, wl), coded)
-        logits = m.context.logits(a.symbols, order)
-        timings["context_model"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        coded_symbols = a.symbols.reshape(-1)[order]
-        symbol_bytes = coder.encode_symbols(logits, coded_symbols)
-        map_bytes, map_bits = coder.encode_importance_map(a.nmap, C)
+        with clock("context_model"):
+            coded = np.arange(C)[:, None, None] < a.nmap[None]
+            order, _ = coder.coding_order(coder.VolumeGrid(C, hl, wl), coded)
+            logits = m.context.logits(a.symbols, order)
+        with clock("entropy_coding"):
+            coded_symbols = a.symbols.reshape(-1)[order]
+            symbol_bytes = coder.encode_symbols(logits, coded_symbols)
+            map_bytes, map_bits = coder.encode_importance_map(a.nmap, C)
+            header = bitstream.Header(self.name, float(q), int(image_hw[0]), int(image_hw[1]), *a.padded_hw,
+                                      shape=(C, hl, wl), tag=m.tag)
+            data = bitstream.pack(header, [map_bytes, symbol_bytes])
         bits = coder.bits_of_logits(logits, coded_symbols) + map_bits
-        header = bitstream.Header(self.name, float(q), int(image_hw[0]), int(image_hw[1]), *a.padded_hw,
-                                  shape=(C, hl, wl), tag=m.tag)
-        data = bitstream.pack(header, [map_bytes, symbol_bytes])
-        timings["entropy_coding"] = time.perf_counter() - t0
-        self.last_timings = timings
+        self.last_timings = clock.times
         return Encoded(data, bits)
 
     def decode(self, data: bytes) -> np.ndarray:
+        return self.decode_full(data).image
+
+    def decode_full(self, data: bytes) -> "Decoded":
+        """Decode a stream, keeping the decoded symbols and importance map.
+
+        Sets :attr:`last_timings`: ``entropy_decoding`` (the map, and the range decoder's calls
+        inside the wavefronts), ``context_model`` (the wavefront network evaluations) and
+        ``synthesis``, wall and CPU (``_cpu``).
+        """
         header, strings = bitstream.unpack(data)
         if header.codec != self.name:
             raise CodecError(f"not a {self.name} stream (written by {header.codec!r})")
@@ -569,18 +633,21 @@ class Mentzer2018(Codec):
         C, hl, wl = header.shape
         if C != m.net.C or (hl * SUBSAMPLING, wl * SUBSAMPLING) != (header.padded_height, header.padded_width):
             raise CodecError(f"corrupt {self.name} stream: latent {header.shape} does not fit the header/model")
-        t0 = time.perf_counter()
+        clock = _Stopwatch()
         try:
-            nmap = coder.decode_importance_map(strings[0], (hl, wl), C)
-            coded = np.arange(C)[:, None, None] < nmap[None]
-            t1 = time.perf_counter()
-            symbols = m.context.decode((C, hl, wl), coded, coder.SymbolDecoder(strings[1]))
+            with clock("entropy_decoding"):
+                nmap = coder.decode_importance_map(strings[0], (hl, wl), C)
+                symbol_decoder = coder.SymbolDecoder(strings[1])
+            with clock("context_model"):
+                coded = np.arange(C)[:, None, None] < nmap[None]
+                symbols = m.context.decode((C, hl, wl), coded, symbol_decoder)
         except (ValueError, RuntimeError) as exc:
             raise CodecError(f"corrupt {self.name} stream: {exc}") from exc
-        t2 = time.perf_counter()
-        image = self.synthesize(symbols, q)[: header.height, : header.width]
-        self.last_timings = {"map_decoding": t1 - t0, "context_decoding": t2 - t1, "synthesis": time.perf_counter() - t2}
-        return np.ascontiguousarray(image)
+        clock.move("context_model", "entropy_decoding", symbol_decoder.wall, symbol_decoder.cpu)
+        with clock("synthesis"):
+            image = np.ascontiguousarray(self.synthesize(symbols, q)[: header.height, : header.width])
+        self.last_timings = clock.times
+        return Decoded(image, symbols, nmap)
 
     def decode_symbols(self, data: bytes) -> tuple[np.ndarray, np.ndarray]:
         """The entropy decoder alone: (symbols (C, h, w), importance map (h, w)) of a stream."""
@@ -590,6 +657,41 @@ class Mentzer2018(Codec):
         nmap = coder.decode_importance_map(strings[0], (hl, wl), C)
         coded = np.arange(C)[:, None, None] < nmap[None]
         return m.context.decode((C, hl, wl), coded, coder.SymbolDecoder(strings[1])), nmap
+
+
+@dataclass
+class Decoded:
+    image: np.ndarray  # uint8 (H, W, 3)
+    symbols: np.ndarray  # (C, h, w)
+    nmap: np.ndarray  # (h, w)
+
+
+class _Stopwatch:
+    """Wall and CPU seconds per named stage (``name``, ``name_cpu``)."""
+
+    def __init__(self, times: dict[str, float] | None = None):
+        self.times = times if times is not None else {}
+
+    def __call__(self, name: str):
+        import contextlib
+
+        @contextlib.contextmanager
+        def stage():
+            w, c = time.perf_counter(), time.process_time()
+            try:
+                yield
+            finally:
+                self.times[name] = self.times.get(name, 0.0) + time.perf_counter() - w
+                self.times[name + "_cpu"] = self.times.get(name + "_cpu", 0.0) + time.process_time() - c
+
+        return stage()
+
+    def move(self, source: str, target: str, wall: float, cpu: float) -> None:
+        """Book ``wall``/``cpu`` seconds measured inside ``source`` to ``target`` instead."""
+        self.times[source] -= wall
+        self.times[source + "_cpu"] -= cpu
+        self.times[target] = self.times.get(target, 0.0) + wall
+        self.times[target + "_cpu"] = self.times.get(target + "_cpu", 0.0) + cpu
 
 
 def _place(net: Mentzer2018Net, device: str) -> None:

@@ -41,6 +41,7 @@ models (``perfect=False``; rows of integer weights, normalised by constriction).
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from decimal import Decimal, getcontext
 
@@ -82,24 +83,18 @@ OTHER_TAPS = FIRST_TAPS + ((0, 0, 0),)
 PAD = 4
 
 
-def _single_threaded(fn):
-    """Run ``fn`` with one torch thread: the context model's matrix products are small (a
-    wavefront) or chunked, and multi-threaded BLAS on small products is slower, badly so on a
-    loaded machine. The results are exact integers either way."""
-    import functools
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        before = torch.get_num_threads()
-        if before == 1:
-            return fn(*args, **kwargs)
-        torch.set_num_threads(1)
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            torch.set_num_threads(before)
-
-    return wrapper
+def _one_torch_thread(fn, *args):
+    """Run ``fn`` with one torch (intra-op) thread: the context model's matrix products are
+    small (a wavefront) or chunked, and multi-threaded BLAS on small products is slower, badly
+    so on a loaded machine. The results are exact integers either way."""
+    before = torch.get_num_threads()
+    if before == 1:
+        return fn(*args)
+    torch.set_num_threads(1)
+    try:
+        return fn(*args)
+    finally:
+        torch.set_num_threads(before)
 
 
 def kernel_mask(first: bool) -> np.ndarray:
@@ -168,6 +163,7 @@ class _Layer:
 
     def __post_init__(self) -> None:
         self.weight_t = torch.from_numpy(self.weight)
+        self.cin = self.weight.shape[0] // len(self.taps)
 
 
 def _quantize_layer(weight: np.ndarray, bias: np.ndarray, first: bool, relu: bool) -> _Layer:
@@ -267,7 +263,7 @@ class FixedPointContextModel:
         np.clip(out, 0.0 if lay.relu else -ACT_LIMIT, ACT_LIMIT, out=out)
         return out
 
-    def _buffers(self, grid: VolumeGrid):
+    def _buffers(self, grid: VolumeGrid):  # the decoder's: numpy, layers 0-2
         acts = [np.zeros((grid.size, c), dtype=np.float64) for c in self.channels[:3]]
         offs = [grid.offsets(lay.taps) for lay in self.layers]
         return acts, offs
@@ -278,35 +274,74 @@ class FixedPointContextModel:
         return x.reshape(-1, 1)
 
     # -- encoder: every logit at once ---------------------------------------------------------
-    @_single_threaded
-    def logits(self, symbols: np.ndarray, positions: np.ndarray, chunk: int = 16384) -> np.ndarray:
+    def logits(self, symbols: np.ndarray, positions: np.ndarray, chunk: int = 4096,
+               workers: int | None = None) -> np.ndarray:
         """Integer logits (n, L) of the volume ``symbols`` (C, H, W) at ``positions``
-        (raveled volume indices), computed layer by layer over the whole volume."""
+        (raveled volume indices), computed layer by layer over the whole volume.
+
+        Each layer is evaluated over a contiguous range of the flat grid (positions outside
+        the layer's domain are computed too, and never read), one tap at a time: the input of
+        a tap is then a contiguous slice, so no gathering is needed (≈ 4× faster than im2col).
+        The range is split over ``workers`` threads (default: torch's thread count, ≤ 4).
+        """
+        if workers is None:
+            workers = max(1, min(torch.get_num_threads(), 4))
+        return _one_torch_thread(self._logits, symbols, positions, chunk, workers)
+
+    def _logits(self, symbols, positions, chunk, workers):
         C, H, W = symbols.shape
         grid = VolumeGrid(C, H, W)
-        x = self._input(grid, self.center_values[symbols])
-        acts, offs = self._buffers(grid)
-        for k in range(3):
+        x = torch.from_numpy(self._input(grid, self.center_values[symbols]))
+        acts = [torch.empty((grid.size, c), dtype=torch.float64) for c in self.channels]
+        for k in range(4):
             flat, _ = grid.layer_positions(k)
+            lo, hi = int(flat[0]), int(flat[-1]) + 1
+            acts[k][:lo] = 0  # never read by valid positions; zeroed so nothing is uninitialised
+            acts[k][hi:] = 0
             src = x if k == 0 else acts[k - 1]
-            for s in range(0, len(flat), chunk):
-                f = flat[s : s + chunk]
-                skip = acts[0][f] if k == 2 else None
-                acts[k][f] = self._layer(k, src, f, offs[k], skip)
-        target = grid.volume_flat().ravel()[positions]
-        out = np.empty((len(target), self.L), dtype=np.float64)
-        for s in range(0, len(target), chunk):
-            out[s : s + chunk] = self._layer(3, acts[2], target[s : s + chunk], offs[3])
-        return out
+            skip = acts[0] if k == 2 else None
+            self._dense_layer(k, src, acts[k], lo, hi, grid.offsets(self.layers[k].taps), skip, chunk, workers)
+        target = torch.from_numpy(grid.volume_flat().ravel()[positions])
+        return acts[3].index_select(0, target).numpy()
+
+    def _dense_layer(self, k, src, dst, lo, hi, offsets, skip, chunk, workers) -> None:
+        lay = self.layers[k]
+        taps = [(int(o), lay.weight_t[n * lay.cin : (n + 1) * lay.cin]) for n, o in enumerate(offsets)]
+        bias = torch.from_numpy(lay.bias)
+        floor_at = 0.0 if lay.relu else -ACT_LIMIT
+
+        def run(start: int, stop: int) -> None:
+            for s in range(start, stop, chunk):
+                e = min(s + chunk, stop)
+                o0, w0 = taps[0]
+                acc = torch.mm(src[s + o0 : e + o0], w0)
+                for o, w in taps[1:]:
+                    acc.addmm_(src[s + o : e + o], w)  # exact integer sums, any order
+                acc.add_(bias).mul_(_RESCALE).add_(0.5).floor_()
+                if skip is not None:
+                    acc.add_(skip[s:e])
+                dst[s:e] = acc.clamp_(floor_at, ACT_LIMIT)
+
+        bounds = np.linspace(lo, hi, workers + 1).astype(int)
+        if workers == 1 or hi - lo < 4 * chunk:
+            run(lo, hi)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(workers) as pool:
+            for f in [pool.submit(run, int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]:
+                f.result()
 
     # -- decoder: wavefronts --------------------------------------------------------------------
-    @_single_threaded
     def decode(self, shape: tuple[int, int, int], coded: np.ndarray, decode_step) -> np.ndarray:
         """Decode a volume: ``coded`` (C, H, W) bool says which symbols are in the stream;
         ``decode_step(logits (n, L)) -> symbols (n,)`` decodes one wavefront's symbols.
 
         Returns the (C, H, W) int symbol volume (masked positions hold the zero symbol).
         """
+        return _one_torch_thread(self._decode, shape, coded, decode_step)
+
+    def _decode(self, shape, coded, decode_step):
         C, H, W = shape
         grid = VolumeGrid(C, H, W)
         symbols = np.full(shape, self.zero_symbol, dtype=np.int64)
@@ -470,6 +505,11 @@ class SymbolDecoder:
 
         self._dec = constriction.stream.queue.RangeDecoder(_bytes_to_words(data))
         self._family = constriction.stream.model.Categorical(perfect=False)
+        self.wall = self.cpu = 0.0  # seconds spent here (probabilities + range decoding)
 
     def __call__(self, logits: np.ndarray) -> np.ndarray:
-        return self._dec.decode(self._family, probability_rows(logits))
+        w, c = time.perf_counter(), time.process_time()
+        out = self._dec.decode(self._family, probability_rows(logits))
+        self.wall += time.perf_counter() - w
+        self.cpu += time.process_time() - c
+        return out
