@@ -18,6 +18,9 @@ class HEIC(Codec):
     name = "heic"
     PARAMS = {
         "subsampling": Param("420", "chroma subsampling", choices=("420", "444")),
+        # libheif's x265 default is "slow"; "medium" encodes about 2x faster for ~1 % more bytes.
+        "preset": Param("medium", "x265 preset", choices=("ultrafast", "superfast", "veryfast", "faster",
+                                                          "fast", "medium", "slow", "slower", "veryslow")),
     }
     DEFAULT_QUALITIES = (10, 20, 30, 40, 50, 60, 70)
 
@@ -29,6 +32,7 @@ class HEIC(Codec):
         options: dict[str, Any] = {
             "quality": int(round(quality)),
             "chroma": {"420": 420, "444": 444}[self.params["subsampling"]],
+            "enc_params": {"preset": self.params["preset"]},
         }
         try:
             heif = pillow_heif.from_bytes(mode="RGB", size=(image.shape[1], image.shape[0]),
