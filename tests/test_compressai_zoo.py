@@ -156,6 +156,16 @@ def test_seeded_random_weights_are_reproducible(small):
         other.decode(a)
 
 
+def test_pickled_codec_decodes_the_same(small):
+    import pickle
+
+    codec = get_codec("bmshj2018-hyperprior:weights=random")
+    enc = codec.compress(small, 2)
+    clone = pickle.loads(pickle.dumps(codec))  # as Beam ships it to a worker
+    assert clone.spec == codec.spec and clone.version == codec.version
+    assert np.array_equal(clone.decode(enc.data), codec.decode(enc.data))
+
+
 def test_decode_rejects_foreign_or_broken_streams(small):
     codec = get_codec("bmshj2018-hyperprior:weights=random")
     data = codec.encode(small, 1)

@@ -152,6 +152,17 @@ class CompressAIZoo(Codec):
         self._nets: dict[int, _Loaded] = {}
         self._lock = threading.RLock()
 
+    def __getstate__(self) -> dict:
+        """Pickle the configuration only (Beam ships codecs to workers); models reload lazily."""
+        state = self.__dict__.copy()
+        state["_nets"] = {}
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
+
     # -- identity --------------------------------------------------------------------------
     @property
     def version(self) -> str:
