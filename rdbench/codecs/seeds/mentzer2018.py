@@ -535,6 +535,9 @@ class Mentzer2018(Codec):
         device = str(torch.device(device))
         with self._lock:
             self.device = device
+            if device.startswith("cuda"):  # two decodes of a stream must give the same image
+                torch.backends.cudnn.deterministic = True
+                torch.backends.cudnn.benchmark = False
             for m in self._models.values():
                 _place(m.net, device)
         return self

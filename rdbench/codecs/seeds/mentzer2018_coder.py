@@ -224,6 +224,28 @@ def coding_order(grid: VolumeGrid, coded: np.ndarray) -> tuple[np.ndarray, np.nd
     return order, t[order]
 
 
+class _Window:
+    """The rows [base, base + size) of one layer's activations on the flat grid (encoder sweep)."""
+
+    def __init__(self, size: int, channels: int):
+        self.data = torch.zeros((size, channels), dtype=torch.float64)
+        self.base = 0
+
+    def ensure(self, lo: int, hi: int) -> None:
+        """Make rows lo…hi−1 addressable, keeping rows ≥ lo that are held already."""
+        lo = max(lo, 0)
+        if lo >= self.base and hi - self.base <= len(self.data):
+            return
+        if hi - lo > len(self.data):
+            raise ValueError("window too small")
+        keep = self.data[max(lo - self.base, 0) :].clone()
+        self.data[: len(keep)] = keep
+        self.base = lo
+
+    def rows(self, i: int, j: int) -> torch.Tensor:
+        return self.data[i - self.base : j - self.base]
+
+
 class FixedPointContextModel:
     """The res_shallow context model in exact fixed point (see the module docstring).
 
@@ -249,25 +271,6 @@ class FixedPointContextModel:
         self.zero_symbol = int(np.argmin(np.abs(centers)))
         self.pad_value = self.center_values[0]
 
-    # -- one layer on a set of positions ------------------------------------------------------
-    def _layer(self, k: int, inputs: np.ndarray, flat: np.ndarray, offsets: np.ndarray,
-               skip: np.ndarray | None = None) -> np.ndarray:
-        lay = self.layers[k]
-        idx = (flat[:, None] + offsets[None, :]).ravel()
-        g = np.take(inputs, idx, axis=0).reshape(len(flat), -1)
-        acc = torch.mm(torch.from_numpy(g), lay.weight_t).numpy()  # exact: integers < 2^51
-        acc += lay.bias
-        out = np.floor(acc * _RESCALE + 0.5)
-        if skip is not None:
-            out += skip
-        np.clip(out, 0.0 if lay.relu else -ACT_LIMIT, ACT_LIMIT, out=out)
-        return out
-
-    def _buffers(self, grid: VolumeGrid):  # the decoder's: numpy, layers 0-2
-        acts = [np.zeros((grid.size, c), dtype=np.float64) for c in self.channels[:3]]
-        offs = [grid.offsets(lay.taps) for lay in self.layers]
-        return acts, offs
-
     def _input(self, grid: VolumeGrid, values: np.ndarray) -> np.ndarray:
         x = np.full((grid.D, grid.Hg, grid.Wg), self.pad_value, dtype=np.float64)
         x[PAD:, PAD:-PAD, PAD:-PAD] = values
@@ -277,60 +280,88 @@ class FixedPointContextModel:
     def logits(self, symbols: np.ndarray, positions: np.ndarray, chunk: int = 4096,
                workers: int | None = None) -> np.ndarray:
         """Integer logits (n, L) of the volume ``symbols`` (C, H, W) at ``positions``
-        (raveled volume indices), computed layer by layer over the whole volume.
+        (raveled volume indices): every layer over the whole volume, in one sweep.
 
-        Each layer is evaluated over a contiguous range of the flat grid (positions outside
-        the layer's domain are computed too, and never read), one tap at a time: the input of
-        a tap is then a contiguous slice, so no gathering is needed (≈ 4× faster than im2col).
-        The range is split over ``workers`` threads (default: torch's thread count, ≤ 4).
+        Every tap offset is ≤ 0 in the flat grid index, so one sweep in increasing flat index
+        can compute all four layers chunk by chunk, each reading only the last
+        ``Hg·Wg + Wg + 1`` rows of the layer below: activations live in windows of about one
+        channel slice (memory O(H·W), cache-resident), not in (C, H, W) arrays. Within a
+        chunk a layer is evaluated one tap at a time on contiguous slices (no gathering), over
+        a contiguous range (positions outside a layer's domain are computed too and never
+        read); each layer-chunk is split over ``workers`` threads (default: torch's thread
+        count, at most 4).
         """
         if workers is None:
             workers = max(1, min(torch.get_num_threads(), 4))
-        return _one_torch_thread(self._logits, symbols, positions, chunk, workers)
+        if workers == 1:
+            return _one_torch_thread(self._logits, symbols, positions, chunk, None)
+        from concurrent.futures import ThreadPoolExecutor
 
-    def _logits(self, symbols, positions, chunk, workers):
+        with ThreadPoolExecutor(workers) as pool:
+            return _one_torch_thread(self._logits, symbols, positions, chunk, pool)
+
+    def _logits(self, symbols, positions, chunk, pool):
         C, H, W = symbols.shape
         grid = VolumeGrid(C, H, W)
         x = torch.from_numpy(self._input(grid, self.center_values[symbols]))
-        acts = [torch.empty((grid.size, c), dtype=torch.float64) for c in self.channels]
+        offsets = [grid.offsets(lay.taps) for lay in self.layers]
+        reach = -min(int(o.min()) for o in offsets)
+        spans = []
         for k in range(4):
             flat, _ = grid.layer_positions(k)
-            lo, hi = int(flat[0]), int(flat[-1]) + 1
-            acts[k][:lo] = 0  # never read by valid positions; zeroed so nothing is uninitialised
-            acts[k][hi:] = 0
-            src = x if k == 0 else acts[k - 1]
-            skip = acts[0] if k == 2 else None
-            self._dense_layer(k, src, acts[k], lo, hi, grid.offsets(self.layers[k].taps), skip, chunk, workers)
-        target = torch.from_numpy(grid.volume_flat().ravel()[positions])
-        return acts[3].index_select(0, target).numpy()
+            spans.append((int(flat[0]), int(flat[-1]) + 1))
+        windows = [_Window(reach + 4 * chunk, c) for c in self.channels[:3]]
+        # where each wanted logit lives: sorted by flat index, to fill chunk by chunk
+        target = grid.volume_flat().ravel()[positions]
+        by_flat = np.argsort(target, kind="stable")
+        target_sorted = target[by_flat]
+        out = np.empty((len(target), self.L), dtype=np.float64)
+        start, stop = spans[0]
+        for s in range(start, stop, chunk):
+            e = min(s + chunk, stop)
+            for w in windows:
+                w.ensure(s - reach, e)
+            for k in range(4):
+                a, b = max(s, spans[k][0]), min(e, spans[k][1])
+                if a >= b:
+                    continue
+                src = (lambda i, j: x[i:j]) if k == 0 else windows[k - 1].rows
+                skip = windows[0].rows(a, b) if k == 2 else None
+                if k < 3:
+                    dst = windows[k].rows(a, b)
+                else:
+                    dst = torch.empty((b - a, self.L), dtype=torch.float64)
+                self._dense(k, src, dst, a, b, offsets[k], skip, pool)
+                if k == 3:
+                    i, j = np.searchsorted(target_sorted, [a, b])
+                    out[by_flat[i:j]] = dst.numpy()[target_sorted[i:j] - a]
+        return out
 
-    def _dense_layer(self, k, src, dst, lo, hi, offsets, skip, chunk, workers) -> None:
+    def _dense(self, k, src, dst, a, b, offsets, skip, pool) -> None:
+        """Layer ``k`` at flat positions [a, b) into ``dst`` (b − a rows); ``src(i, j)`` gives
+        the lower layer's rows i…j−1."""
         lay = self.layers[k]
         taps = [(int(o), lay.weight_t[n * lay.cin : (n + 1) * lay.cin]) for n, o in enumerate(offsets)]
         bias = torch.from_numpy(lay.bias)
         floor_at = 0.0 if lay.relu else -ACT_LIMIT
 
-        def run(start: int, stop: int) -> None:
-            for s in range(start, stop, chunk):
-                e = min(s + chunk, stop)
-                o0, w0 = taps[0]
-                acc = torch.mm(src[s + o0 : e + o0], w0)
-                for o, w in taps[1:]:
-                    acc.addmm_(src[s + o : e + o], w)  # exact integer sums, any order
-                acc.add_(bias).mul_(_RESCALE).add_(0.5).floor_()
-                if skip is not None:
-                    acc.add_(skip[s:e])
-                dst[s:e] = acc.clamp_(floor_at, ACT_LIMIT)
+        def run(i: int, j: int) -> None:
+            o0, w0 = taps[0]
+            acc = torch.mm(src(i + o0, j + o0), w0)
+            for o, w in taps[1:]:
+                acc.addmm_(src(i + o, j + o), w)  # exact integer sums, any order
+            acc.add_(bias).mul_(_RESCALE).add_(0.5).floor_()
+            if skip is not None:
+                acc.add_(skip[i - a : j - a])
+            dst[i - a : j - a] = acc.clamp_(floor_at, ACT_LIMIT)
 
-        bounds = np.linspace(lo, hi, workers + 1).astype(int)
-        if workers == 1 or hi - lo < 4 * chunk:
-            run(lo, hi)
+        parts = pool._max_workers if pool is not None else 1
+        if parts == 1 or b - a < 1024 * parts:
+            run(a, b)
             return
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(workers) as pool:
-            for f in [pool.submit(run, int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]:
-                f.result()
+        cuts = np.linspace(a, b, parts + 1).astype(int)
+        for f in [pool.submit(run, int(i), int(j)) for i, j in zip(cuts[:-1], cuts[1:])]:
+            f.result()
 
     # -- decoder: wavefronts --------------------------------------------------------------------
     def decode(self, shape: tuple[int, int, int], coded: np.ndarray, decode_step) -> np.ndarray:
@@ -345,42 +376,69 @@ class FixedPointContextModel:
         C, H, W = shape
         grid = VolumeGrid(C, H, W)
         symbols = np.full(shape, self.zero_symbol, dtype=np.int64)
-        x = self._input(grid, self.center_values[symbols])
-        acts, offs = self._buffers(grid)
         order, t_order = coding_order(grid, coded)
         if len(order) == 0:
             return symbols
-        vol_flat = grid.volume_flat().ravel()
+        x = self._input(grid, self.center_values[symbols])
+        offs = [grid.offsets(lay.taps) for lay in self.layers]
+        # how far back in T a layer reads the layer below (7: the previous channel, one row down)
+        lag = -min(int(4 * dd + 2 * dy + dx) for dd, dy, dx in OTHER_TAPS + FIRST_TAPS)
         t_max = int(t_order[-1])
-        schedules = []
+        # layers 0-2: positions in T-major order; each layer's activations live in a ring of
+        # rows (T-major), large enough for the last `lag` wavefronts: small and cache-resident
+        sched, ranks, rings, sizes = [], [], [], []
         for k in range(3):
             flat, t = grid.layer_positions(k)
             keep = t <= t_max
             flat, t = flat[keep], t[keep]
             o = np.argsort(t, kind="stable")
-            schedules.append((flat[o], t[o]))
-        t_min = min(int(s[1][0]) for s in schedules)
+            sched.append((flat[o], t[o]))
+        t_min = min(int(ts[0]) for _, ts in sched)
         steps = np.arange(t_min, t_max + 2)
-        bounds = [np.searchsorted(ts, steps) for _, ts in schedules]
+        bounds = [np.searchsorted(ts, steps) for _, ts in sched]
+        for k in range(3):
+            rank = np.zeros(grid.size, dtype=np.int64)
+            rank[sched[k][0]] = np.arange(len(sched[k][0]))
+            b = bounds[k]
+            size = int(np.max(b[1:] - b[np.maximum(np.arange(1, len(b)) - 1 - lag, 0)])) + 1
+            ranks.append(rank)
+            sizes.append(size)
+            rings.append(np.zeros((size, self.channels[k]), dtype=np.float64))
         code_bounds = np.searchsorted(t_order, steps)
-        for n, _ in enumerate(steps[:-1]):
+        vol_flat = grid.volume_flat().ravel()
+        for n in range(len(steps) - 1):
             for k in range(3):
                 a, b = bounds[k][n], bounds[k][n + 1]
                 if a == b:
                     continue
-                f = schedules[k][0][a:b]
-                src = x if k == 0 else acts[k - 1]
-                skip = acts[0][f] if k == 2 else None
-                acts[k][f] = self._layer(k, src, f, offs[k], skip)
+                f = sched[k][0][a:b]
+                if k == 0:
+                    g = np.take(x, f[:, None] + offs[0], axis=0)
+                else:
+                    g = np.take(rings[k - 1], ranks[k - 1][f[:, None] + offs[k]] % sizes[k - 1], axis=0)
+                skip = np.take(rings[0], ranks[0][f] % sizes[0], axis=0) if k == 2 else None
+                rings[k][np.arange(a, b) % sizes[k]] = self._apply(k, g.reshape(b - a, -1), skip)
             a, b = code_bounds[n], code_bounds[n + 1]
             if a == b:
                 continue
             pos = order[a:b]
             f = vol_flat[pos]
-            sym = np.asarray(decode_step(self._layer(3, acts[2], f, offs[3])), dtype=np.int64)
+            g = np.take(rings[2], ranks[2][f[:, None] + offs[3]] % sizes[2], axis=0)
+            sym = np.asarray(decode_step(self._apply(3, g.reshape(b - a, -1))), dtype=np.int64)
             symbols.reshape(-1)[pos] = sym
             x[f, 0] = self.center_values[sym]
         return symbols
+
+    def _apply(self, k: int, g: np.ndarray, skip: np.ndarray | None = None) -> np.ndarray:
+        """Layer ``k`` on gathered inputs ``g`` (n, ntaps·cin): exact integer arithmetic."""
+        lay = self.layers[k]
+        acc = torch.mm(torch.from_numpy(g), lay.weight_t).numpy()  # exact: integers < 2^51
+        acc += lay.bias
+        out = np.floor(acc * _RESCALE + 0.5)
+        if skip is not None:
+            out += skip
+        np.clip(out, 0.0 if lay.relu else -ACT_LIMIT, ACT_LIMIT, out=out)
+        return out
 
 
 # -- the importance map ---------------------------------------------------------------------------
