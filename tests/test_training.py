@@ -1,0 +1,212 @@
+"""Training: each family's loss falls, kill-and-resume is bit-identical, the result loads as a codec,
+and TrainCodec runs under Luigi."""
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from rdbench.training import TrainConfig, TrainingError, get_recipe, recipes, train
+from rdbench.training.data import CropSampler, split_holdout
+
+# Tiny networks: the question is whether the machinery trains, not how well.
+TINY = {
+    "bmshj2018-factorized": {"N": 8, "M": 8},
+    "bmshj2018-hyperprior": {"N": 8, "M": 8},
+    "mbt2018-mean": {"N": 8, "M": 8},
+    "mbt2018": {"N": 8, "M": 8},
+    "cheng2020-anchor": {"N": 8},
+    "cheng2020-attn": {"N": 8},
+    "rdbench-small": {"N": 8, "M": 8},
+}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # light on shared CPUs, and bit-reproducible
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def photo_folder(tmp_path_factory):
+    """Four real photographs (skimage.data), downsized to 96×96, as PNG files."""
+    from skimage import data
+
+    folder = tmp_path_factory.mktemp("train-photos")
+    for name in ("astronaut", "coffee", "chelsea", "rocket"):
+        im = Image.fromarray(getattr(data, name)()).resize((96, 96), Image.LANCZOS)
+        im.save(folder / f"{name}.png")
+    return folder
+
+
+def _cfg(folder, out, **kw) -> TrainConfig:
+    base = dict(codec="bmshj2018-factorized", dataset=f"folder:{folder}", output_dir=str(out), lmbda=0.01,
+                steps=4, batch_size=2, crop=32, seed=3, device="cpu", lr=1e-3, log_every=1, eval_every=2,
+                checkpoint_every=2, eval_images=1, eval_crop=64, model_args=TINY["bmshj2018-factorized"], threads=1)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.mark.parametrize("family", sorted(TINY))
+def test_a_few_steps_make_the_loss_fall(family, photo_folder):
+    """On a fixed batch of real-photo crops, the family's own loss falls within a few steps."""
+    assert family in recipes()
+    cfg = _cfg(photo_folder, "unused", codec=family, model_args=TINY[family], batch_size=4, lr=2e-3)
+    recipe = get_recipe(family)
+    images = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(photo_folder.glob("*.png"))]
+    x = torch.from_numpy(CropSampler(images, 64, 4, seed=0).batch(0)).permute(0, 3, 1, 2).float().div(255).contiguous()
+    torch.manual_seed(0)
+    model = recipe.build(cfg)
+    opts = recipe.optimizers(model, cfg)
+
+    def loss_now() -> float:
+        torch.manual_seed(1)  # the same quantisation noise before and after
+        with torch.no_grad():
+            out, lmbda = recipe.forward(model, x, cfg)
+            return float(recipe.loss_fn(cfg)(out, x, lmbda)["loss"])
+
+    before = loss_now()
+    for _ in range(6):
+        metrics = recipe.train_step(model, opts, x, cfg)
+    after = loss_now()
+    assert {"loss", "bpp", "mse", "psnr", "aux_loss"} <= set(metrics)
+    assert after < 0.9 * before, (family, before, after)
+
+
+def test_ms_ssim_loss_falls(photo_folder):
+    cfg = _cfg(photo_folder, "unused", metric="ms-ssim", lmbda=8.73, lr=2e-3)
+    recipe = get_recipe(cfg.codec)
+    im = np.array(Image.open(photo_folder / "astronaut.png").convert("RGB").resize((176, 176)))
+    x = torch.from_numpy(im).permute(2, 0, 1).float().div(255).unsqueeze(0).contiguous()
+    torch.manual_seed(0)
+    model = recipe.build(cfg)
+    opts = recipe.optimizers(model, cfg)
+    first = recipe.train_step(model, opts, x, cfg)
+    for _ in range(5):
+        last = recipe.train_step(model, opts, x, cfg)
+    assert "ms_ssim" in last and last["loss"] < first["loss"]
+
+
+def _log_rows(path):
+    with open(path, newline="") as f:
+        return [{k: v for k, v in r.items() if k != "elapsed_s"} for r in csv.DictReader(f)]
+
+
+def test_kill_and_resume_follows_the_same_trajectory(photo_folder, tmp_path):
+    """N steps in one go == k steps, a kill between checkpoints, a restart to N: same bits."""
+    steps = 7
+    whole = train(_cfg(photo_folder, tmp_path / "whole", steps=steps))
+    assert whole["resumed_from"] == 0
+    killed = train(_cfg(photo_folder, tmp_path / "killed", steps=steps), should_stop=lambda s: s == 5)
+    assert killed.get("stopped") and not (tmp_path / "killed" / "checkpoint-final.pth").exists()
+    doc = json.loads((tmp_path / "killed" / "config.json").read_text())
+    assert doc["status"] == "running" and doc["completed_step"] == 4  # last checkpoint before the kill
+    resumed = train(_cfg(photo_folder, tmp_path / "killed", steps=steps))
+    assert resumed["resumed_from"] == 4
+
+    a = torch.load(tmp_path / "whole" / "checkpoint-final.pth", weights_only=True)
+    b = torch.load(tmp_path / "killed" / "checkpoint-final.pth", weights_only=True)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    la = torch.load(tmp_path / "whole" / "checkpoint-last.pth", weights_only=True)
+    lb = torch.load(tmp_path / "killed" / "checkpoint-last.pth", weights_only=True)
+    assert la["step"] == lb["step"] == steps and la["sampler"]["position"] == steps
+    assert torch.equal(la["rng"]["torch"], lb["rng"]["torch"])
+    assert la["optimizers"]["main"]["state"].keys() == lb["optimizers"]["main"]["state"].keys()
+    for i, s in la["optimizers"]["main"]["state"].items():
+        assert torch.equal(s["exp_avg_sq"], lb["optimizers"]["main"]["state"][i]["exp_avg_sq"])
+    # the log of the resumed run is the uninterrupted run's log (rows after the checkpoint redone once)
+    assert _log_rows(tmp_path / "whole" / "log.csv") == _log_rows(tmp_path / "killed" / "log.csv")
+
+
+def test_more_steps_continue_and_identity_is_checked(photo_folder, tmp_path):
+    out = tmp_path / "run"
+    train(_cfg(photo_folder, out, steps=2))
+    assert json.loads((out / "config.json").read_text())["completed_step"] == 2
+    assert train(_cfg(photo_folder, out, steps=2))["resumed_from"] == 2  # nothing left to do
+    more = train(_cfg(photo_folder, out, steps=4))
+    assert more["resumed_from"] == 2 and more["step"] == 4
+    with pytest.raises(TrainingError, match="another configuration"):
+        train(_cfg(photo_folder, out, steps=6, lmbda=0.02))
+
+
+def test_outputs_and_final_checkpoint_load_as_codecs(photo_folder, tmp_path):
+    from rdbench.codecs import get_codec
+
+    out = tmp_path / "run"
+    result = train(_cfg(photo_folder, out, steps=2))
+    files = {p.name for p in out.iterdir()}
+    assert {"checkpoint-last.pth", "checkpoint-final.pth", "config.json", "log.csv"} <= files
+    state = torch.load(out / "checkpoint-last.pth", weights_only=True)  # resumable state is weights-only safe
+    assert state["step"] == 2 and {"torch", "numpy", "python"} <= set(state["rng"])
+    doc = json.loads((out / "config.json").read_text())
+    assert doc["status"] == "done" and doc["codec_spec"] == result["codec_spec"]
+    rows = list(csv.DictReader(open(out / "log.csv")))
+    assert [r["kind"] for r in rows] == ["train", "train", "eval"]
+    assert float(rows[-1]["psnr"]) > 0 and float(rows[-1]["bpp"]) > 0
+
+    codec = get_codec(f"bmshj2018-factorized:checkpoint={out / 'checkpoint-final.pth'}")
+    assert get_codec(result["codec_spec"]).spec == codec.spec
+    image = np.asarray(Image.open(photo_folder / "coffee.png").convert("RGB"))[:80, :72]
+    data = codec.encode(image, 1)
+    decoded = codec.decode(data)
+    assert decoded.shape == image.shape and decoded.dtype == np.uint8
+    assert np.array_equal(decoded, codec.decode(data))
+
+
+def test_holdout_split_is_fixed_and_disjoint():
+    train_idx, held = split_holdout(20, 3)
+    assert len(held) == 3 and not set(train_idx) & set(held) and len(train_idx) + len(held) == 20
+    assert split_holdout(20, 3) == (train_idx, held)
+    assert split_holdout(1, 5) == ([0], [])
+
+
+def test_sampler_is_a_function_of_seed_and_step(photo_folder):
+    images = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(photo_folder.glob("*.png"))]
+    s = CropSampler(images, 32, 3, seed=1)
+    assert np.array_equal(s.batch(5), CropSampler(images, 32, 3, seed=1).batch(5))
+    assert not np.array_equal(s.batch(5), s.batch(6))
+    with pytest.raises(ValueError, match="lower --crop"):
+        CropSampler(images, 200, 3, seed=1)
+
+
+def test_unknown_codec_is_a_clear_error(photo_folder, tmp_path):
+    with pytest.raises(TrainingError, match="no training recipe"):
+        train(_cfg(photo_folder, tmp_path / "x", codec="jpeg"))
+
+
+def test_train_codec_luigi_task(photo_folder, tmp_path):
+    import luigi
+
+    from pipelines.training import TrainCodec
+
+    params = dict(codec="bmshj2018-factorized", dataset=f"folder:{photo_folder}", lmbda=0.01, steps=2,
+                  batch_size=2, crop=32, seed=0, device="cpu", output_dir=str(tmp_path / "run"),
+                  model_args={"N": 8, "M": 8}, eval_images=1, eval_crop=64, log_every=1, eval_every=2,
+                  checkpoint_every=1, threads=1)
+    task = TrainCodec(**params)
+    assert not task.complete()
+    assert luigi.build([task], local_scheduler=True, log_level="WARNING")
+    assert task.complete() and (tmp_path / "run" / "checkpoint-final.pth").exists()
+    more = TrainCodec(**{**params, "steps": 3})
+    assert not more.complete()
+    assert luigi.build([more], local_scheduler=True, log_level="WARNING")
+    assert more.complete()
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["completed_step"] == 3
+
+
+def test_train_codec_default_output_dir(tmp_path, monkeypatch):
+    from pipelines.training import TrainCodec
+
+    a = TrainCodec(codec="bmshj2018-factorized", dataset="folder:x", lmbda=0.01, steps=10).config()
+    b = TrainCodec(codec="bmshj2018-factorized", dataset="folder:x", lmbda=0.01, steps=99).config()
+    c = TrainCodec(codec="bmshj2018-factorized", dataset="folder:x", lmbda=0.02, steps=10).config()
+    assert a.output_dir == b.output_dir != c.output_dir  # more steps continue the same run
+    assert a.output_dir.startswith("codecs/bmshj2018-factorized/mse-lmbda0.01-seed0-")
