@@ -132,6 +132,12 @@ def test_ms_ssim_is_symmetric_and_thread_count_independent(astronaut):
     assert ms_ssim(distorted, astronaut) == pytest.approx(value, abs=1e-15)
 
 
+def test_ms_ssim_leaves_the_callers_torch_threads_alone(astronaut):
+    before = torch.get_num_threads()
+    ms_ssim(astronaut, jpeg_copy(astronaut, 50), threads=2)
+    assert torch.get_num_threads() == before
+
+
 def test_ms_ssim_of_identical_images_is_one(astronaut):
     assert ms_ssim(astronaut, astronaut) == pytest.approx(1.0, abs=1e-15)
     assert ms_ssim_db(1.0) == math.inf

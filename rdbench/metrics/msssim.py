@@ -12,12 +12,15 @@ The definition is the standard 5-scale MS-SSIM of Wang, Simoncelli & Bovik (2003
 * negative per-scale means clipped to 0 (relu), the five values combined with the exponents
   0.0448, 0.2856, 0.3001, 0.2363, 0.1333, per channel, and the three channels averaged.
 
-Why hand-written instead of calling pytorch_msssim: on CPU it is slow (five maps, each filtered by
-a depthwise ``conv2d`` per direction, every op a separate multi-threaded pass over the whole image),
-and in its default float32 the moments σ² = E[x²] − E[x]² lose digits to cancellation (values up to
-255² = 65025), so its result drifts by up to ~1e-5 from the float64 value; in float64 it is slower
-still. Here everything is float64 and agrees with pytorch_msssim in float64 to ~1e-15, yet runs
-several times faster than its float32 (numbers in ``benchmarks/bench_msssim.py``). How:
+Why hand-written instead of calling pytorch_msssim: in its default float32 the moments
+σ² = E[x²] − E[x]² lose digits to cancellation (values up to 255² = 65025), so its result drifts
+from the float64 value (by up to 3.3e-6 on the Kodak images as JPEG q50); in float64 it is ~2.5x
+slower still. And on CPU it is slow: five maps, each filtered by a depthwise ``conv2d`` per
+direction, every op a separate multi-threaded pass over the whole image, which on a busy machine
+spends most of its time in thread barriers. Here everything is float64 and agrees with
+pytorch_msssim in float64 to ~1e-14, and runs 13x faster than its float32 with torch's default
+threads on the 2-core development machine under load, ~2.5x faster with both limited to one
+thread (``benchmarks/bench_msssim.py``; ``benchmarks/README.md`` has the figures). How:
 
 1. *Four filtered maps instead of five*: the SSIM terms need only μx, μy, E[x² + y²] and E[xy]
    (σx² + σy² = E[x² + y²] − μx² − μy²).
@@ -58,7 +61,9 @@ MS_SSIM_MIN_SIZE = (WIN_SIZE - 1) * 2 ** (LEVELS - 1) + 1
 _C1 = (K1 * DATA_RANGE) ** 2
 _C2 = (K2 * DATA_RANGE) ** 2
 _HALO = WIN_SIZE - 1  # valid filtering shortens each side by 10
-_ROWS = 32  # output rows per strip task
+# Output samples (per channel) per strip task: 32 rows of a Kodak image. Big enough that torch's
+# per-op overhead stays small, small enough that a strip's maps stay in cache (~3 MB).
+_STRIP_SAMPLES = 32 * 768
 
 
 class ImageTooSmallError(ValueError):
@@ -120,8 +125,14 @@ _pools_lock = threading.Lock()
 os.register_at_fork(after_in_child=_pools.clear)  # a forked child has none of the parent's threads
 
 
+# With torch's OpenMP backend (the standard builds) torch.set_num_threads applies to the calling
+# thread only, so pool threads can be made single-threaded without touching anyone else's setting.
+_PER_THREAD_SETTING = "parallel backend: OpenMP" in torch.__config__.parallel_info()
+
+
 def _single_threaded_torch() -> None:
-    torch.set_num_threads(1)  # per thread with the OpenMP backend: the caller's setting is untouched
+    if _PER_THREAD_SETTING:
+        torch.set_num_threads(1)
 
 
 def _pool(threads: int) -> ThreadPoolExecutor:
@@ -179,8 +190,9 @@ def ms_ssim(a: np.ndarray, b: np.ndarray, *, threads: int | None = None) -> floa
     tasks = []  # (level, input rows) for every strip of every scale
     for level, (x, y) in enumerate(pyramid):
         valid_rows = x.shape[1] - _HALO
-        for top in range(0, valid_rows, _ROWS):
-            stop = min(top + _ROWS, valid_rows) + _HALO
+        strip_rows = max(16, _STRIP_SAMPLES // x.shape[2])
+        for top in range(0, valid_rows, strip_rows):
+            stop = min(top + strip_rows, valid_rows) + _HALO
             tasks.append((level, slice(top, stop)))
 
     def run(task):
