@@ -31,8 +31,9 @@ class EvaluateShard(beam.DoFn):
     item; the shard still completes.
     """
 
-    def __init__(self, run_dir: str, run_id: str, device: str, batch_size: int = 1):
+    def __init__(self, run_dir: str, run_id: str, device: str, batch_size: int = 1, threads: int = 0):
         self.run_dir, self.run_id, self.device, self.batch_size = run_dir, run_id, device, batch_size
+        self.threads = threads  # torch threads per worker process; 0 = leave torch's default
         self._shared = Shared()
         self.items_ok = Metrics.counter(NAMESPACE, "items_ok")
         self.items_failed = Metrics.counter(NAMESPACE, "items_failed")
@@ -41,6 +42,10 @@ class EvaluateShard(beam.DoFn):
         self.images_loaded = Metrics.counter(NAMESPACE, "images_loaded")
 
     def setup(self):
+        if self.threads:  # N worker processes on N cores: one thread each, not N² threads
+            import torch
+
+            torch.set_num_threads(self.threads)
         self._codecs = self._shared.acquire(_CodecCache, tag=f"codecs-{self.device}")
 
     def _codec(self, spec: str):

@@ -41,6 +41,14 @@ def default_num_workers(device: str = "cpu") -> int:
     return os.cpu_count() or 1
 
 
+def threads_per_worker(cfg: RunnerConfig) -> int:
+    """Torch threads for each local worker process so that workers × threads ≈ cores."""
+    if cfg.runner != LOCAL_RUNNER:
+        return 0
+    workers = cfg.num_workers or default_num_workers(cfg.device)
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
 def pipeline_options(cfg: RunnerConfig) -> tuple[object, PipelineOptions]:
     """The runner object (or name) and the options that select and tune it."""
     args = list(cfg.extra_options)
@@ -68,12 +76,13 @@ def pipeline_options(cfg: RunnerConfig) -> tuple[object, PipelineOptions]:
 def run_job(shards: Sequence[Shard], run_dir: str, run_id: str, device: str, cfg: RunnerConfig) -> dict[str, int]:
     """Evaluate ``shards`` into ``run_dir``; return the job's rdbench counters."""
     runner, options = pipeline_options(cfg)
+    evaluate = EvaluateShard(run_dir, run_id, device, cfg.batch_size, threads_per_worker(cfg))
     with beam.Pipeline(runner=runner, options=options) as p:
         (
             p
             | "Plan shards" >> beam.Create(list(shards))
             | "Spread over workers" >> beam.Reshuffle()
-            | "Evaluate and write each shard" >> beam.ParDo(EvaluateShard(run_dir, run_id, device, cfg.batch_size))
+            | "Evaluate and write each shard" >> beam.ParDo(evaluate)
         )
     client = getattr(p.result, "client", None)  # the Dask runner's distributed.Client
     if client is not None:
