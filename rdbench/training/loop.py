@@ -173,6 +173,10 @@ class Recipe:
         """Named optimisers; the one called ``main`` follows the learning-rate schedule."""
         raise NotImplementedError
 
+    def batch_loss(self, model, x, cfg: TrainConfig) -> dict:
+        """The family's training objective on a [0, 1] batch (``loss`` differentiable, plus terms)."""
+        raise NotImplementedError
+
     def train_step(self, model, optimizers: dict, x, cfg: TrainConfig) -> dict[str, float]:
         """One step on a [0, 1] batch ``x``: forward, loss, backward, optimiser steps. Returns
         scalar metrics (at least ``loss``)."""
@@ -282,6 +286,10 @@ class CompressAIRecipe(Recipe):
         """The network's output and the per-image λ (None = the configured one)."""
         return model(x), None
 
+    def batch_loss(self, model, x, cfg: TrainConfig) -> dict:
+        out, lmbda = self.forward(model, x, cfg)
+        return self.loss_fn(cfg)(out, x, lmbda)
+
     def train_step(self, model, optimizers: dict, x, cfg: TrainConfig) -> dict[str, float]:
         import torch
 
@@ -289,8 +297,7 @@ class CompressAIRecipe(Recipe):
         main, aux = optimizers["main"], optimizers["aux"]
         main.zero_grad(set_to_none=True)
         aux.zero_grad(set_to_none=True)
-        out, lmbda = self.forward(model, x, cfg)
-        terms = self.loss_fn(cfg)(out, x, lmbda)
+        terms = self.batch_loss(model, x, cfg)
         loss = terms["loss"]
         if not torch.isfinite(loss):
             raise TrainingError(f"non-finite loss {float(loss)} (lower --lr?)")
@@ -404,6 +411,8 @@ class GainedFactorizedRecipe(CompressAIRecipe):
 for _name in ("bmshj2018-factorized", "bmshj2018-hyperprior", "mbt2018-mean", "mbt2018", "cheng2020-anchor", "cheng2020-attn"):
     register_recipe(_name, lambda _n=_name: CompressAIRecipe(_n))
 register_recipe("rdbench-small", GainedFactorizedRecipe)
+for _name, _cls in (("balle2018", "Balle2018Recipe"), ("xiao2019", "Xiao2019Recipe"), ("toderici2017", "Toderici2017Recipe")):
+    register_recipe(_name, f"rdbench.training.seeds:{_cls}")
 
 
 # -- state (de)serialisation ------------------------------------------------------------------
