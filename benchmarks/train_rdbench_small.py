@@ -10,8 +10,8 @@
         --codec rdbench-small \\
         --dataset folder:../shared/train-images/bsds500/train \\
         --eval-dataset folder:../shared/train-images/bsds500/val --eval-images 8 \\
-        --steps 1500 --batch-size 8 --crop 128 --seed 0 --device cpu --threads 1 \\
-        --lr 3e-4 --lr-milestones '[1300]' \\
+        --steps 1100 --batch-size 8 --crop 128 --seed 0 --device cpu --threads 1 \\
+        --lr 3e-4 --entropy-lr 1e-2 --lr-milestones '[950]' \\
         --log-every 50 --eval-every 500 --checkpoint-every 100 \\
         --output-dir codecs/rdbench-small/shipped
 
@@ -44,14 +44,15 @@ CONFIG = dict(
     dataset=f"folder:{SHARED / 'train-images/bsds500/train'}",
     eval_dataset=f"folder:{SHARED / 'train-images/bsds500/val'}",
     eval_images=8,
-    steps=1500,
+    steps=1100,
     batch_size=8,
     crop=128,
     seed=0,
     device="cpu",
     threads=1,
     lr=3e-4,
-    lr_milestones=(1300,),
+    lr_milestones=(950,),
+    entropy_lr=1e-2,
     log_every=50,
     eval_every=500,
     checkpoint_every=100,

@@ -47,6 +47,7 @@ class TrainCodec(luigi.Task):
     aux_lr = luigi.FloatParameter(default=1e-3, description="Adam learning rate of the entropy models' auxiliary loss")
     lr_milestones = luigi.ListParameter(default=[], description="steps after which the learning rate is multiplied by --lr-gamma")
     lr_gamma = luigi.FloatParameter(default=0.1)
+    entropy_lr = luigi.FloatParameter(default=0.0, description="learning rate of the entropy models' densities (0 = --lr)")
     clip_max_norm = luigi.FloatParameter(default=1.0, description="gradient-norm clipping (0 = off)")
     model_args = luigi.DictParameter(default={}, description='architecture arguments, e.g. {"N": 64, "M": 96}')
     eval_dataset = luigi.Parameter(default="", description="held-out images (default: some held out of --dataset)")
@@ -63,7 +64,7 @@ class TrainCodec(luigi.Task):
         kwargs = dict(
             codec=self.codec, dataset=self.dataset, lmbda=self.lmbda, lmbdas=tuple(self.lmbdas), metric=self.metric,
             steps=self.steps, batch_size=self.batch_size, crop=self.crop, seed=self.seed, device=self.device,
-            lr=self.lr, aux_lr=self.aux_lr, lr_milestones=tuple(self.lr_milestones), lr_gamma=self.lr_gamma,
+            lr=self.lr, aux_lr=self.aux_lr, lr_milestones=tuple(self.lr_milestones), lr_gamma=self.lr_gamma, entropy_lr=self.entropy_lr,
             clip_max_norm=self.clip_max_norm, model_args=dict(self.model_args), eval_dataset=self.eval_dataset,
             eval_images=self.eval_images, eval_crop=self.eval_crop, log_every=self.log_every,
             eval_every=self.eval_every, checkpoint_every=self.checkpoint_every, threads=self.threads,

@@ -104,6 +104,67 @@ def test_toderici2017_residual_loss_falls(photo_folder):
     ResidualGRUNet().load_state_dict(sd)  # what toderici2017:checkpoint= loads
 
 
+def _fixed_batch(folder, crop, n):
+    images = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(folder.glob("*.png"))]
+    return torch.from_numpy(CropSampler(images, crop, n, seed=0).batch(0)).permute(0, 3, 1, 2).float().div(255).contiguous()
+
+
+def test_mentzer2018_rate_target_loss_falls(photo_folder):
+    """Distortion + β·max(H − H_target, 0): with a target of 0 bits the rate term must shrink too."""
+    cfg = _cfg(photo_folder, "unused", codec="mentzer2018", lr=1e-3,
+               model_args={"C": 4, "H_target": 0.0, "beta": 10.0, "distortion": "mse", "d_weight": 0.01})
+    recipe = get_recipe("mentzer2018")
+    x = _fixed_batch(photo_folder, 32, 2)
+    torch.manual_seed(0)
+    model = recipe.build(cfg)
+    opts = recipe.optimizers(model, cfg)
+    first = recipe.train_step(model, opts, x, cfg)
+    for _ in range(6):
+        last = recipe.train_step(model, opts, x, cfg)
+    assert last["loss"] < 0.9 * first["loss"], (first, last)
+    assert last["pc_loss"] < first["pc_loss"]  # the context model learns the symbols' statistics
+    from rdbench.codecs.seeds.mentzer2018 import Mentzer2018Net
+
+    sd = recipe.export(model, cfg)["checkpoint-final.pth"]
+    Mentzer2018Net(Mentzer2018Net.channels_of(sd)).load_state_dict(sd)  # what mentzer2018:checkpoint= loads
+    assert recipe.evaluate(model, [x[:1]], cfg)[0]["bpp"] >= 0
+
+
+def test_gan_loss_forms():
+    from rdbench.training.losses import feature_matching_loss, gan_d_loss, gan_g_loss
+
+    real, fake = [torch.full((2, 1, 3, 3), 4.0)], [torch.full((2, 1, 3, 3), -4.0)]
+    # a discriminator that separates well has a small loss; the generator it beats a large one
+    assert float(gan_d_loss(real, fake, "ns")) < 0.05 and float(gan_g_loss(fake, "ns")) > 3.9
+    assert float(gan_d_loss([torch.ones(1)], [torch.zeros(1)], "ls")) == 0.0
+    assert float(gan_g_loss([torch.ones(1)], "ls")) == 0.0
+    feats = [[torch.ones(2, 2), torch.zeros(3)]]
+    assert float(feature_matching_loss(feats, feats)) == 0.0
+    with pytest.raises(ValueError):
+        gan_g_loss(fake, "wgan")
+
+
+@pytest.mark.parametrize("gan", ["ls"])
+def test_agustsson2019_gan_losses_fall(photo_folder, gan):
+    """LS (or non-saturating) GAN + 12·MSE + 10·feature matching with a multiscale discriminator."""
+    cfg = _cfg(photo_folder, "unused", codec="agustsson2019", lr=1e-3,
+               model_args={"C": 2, "blocks": 1, "disc_channels": 4, "disc_scales": 2, "gan": gan})
+    recipe = get_recipe("agustsson2019")
+    x = _fixed_batch(photo_folder, 32, 2)
+    torch.manual_seed(0)
+    model = recipe.build(cfg)
+    opts = recipe.optimizers(model, cfg)
+    rows = [recipe.train_step(model, opts, x, cfg) for _ in range(5)]
+    assert {"loss", "g_gan", "feature_matching", "d_loss", "mse"} <= set(rows[0])
+    assert rows[-1]["loss"] < rows[0]["loss"] and rows[-1]["mse"] < rows[0]["mse"], rows
+    assert all(np.isfinite(r["d_loss"]) for r in rows)
+    from rdbench.codecs.seeds.agustsson2019 import GenerativeCompressionNet
+
+    sd = recipe.export(model, cfg)["checkpoint-final.pth"]
+    assert not any(k.startswith("disc") for k in sd)
+    GenerativeCompressionNet(*GenerativeCompressionNet.shape_of(sd)).load_state_dict(sd)
+
+
 def test_ms_ssim_loss_falls(photo_folder):
     cfg = _cfg(photo_folder, "unused", metric="ms-ssim", lmbda=8.73, lr=2e-3)
     recipe = get_recipe(cfg.codec)
@@ -126,13 +187,14 @@ def _log_rows(path):
 def test_kill_and_resume_follows_the_same_trajectory(photo_folder, tmp_path):
     """N steps in one go == k steps, a kill between checkpoints, a restart to N: same bits."""
     steps = 7
-    whole = train(_cfg(photo_folder, tmp_path / "whole", steps=steps))
+    extra = dict(steps=steps, entropy_lr=5e-3, lr_milestones=(3,))  # two parameter groups and a schedule
+    whole = train(_cfg(photo_folder, tmp_path / "whole", **extra))
     assert whole["resumed_from"] == 0
-    killed = train(_cfg(photo_folder, tmp_path / "killed", steps=steps), should_stop=lambda s: s == 5)
+    killed = train(_cfg(photo_folder, tmp_path / "killed", **extra), should_stop=lambda s: s == 5)
     assert killed.get("stopped") and not (tmp_path / "killed" / "checkpoint-final.pth").exists()
     doc = json.loads((tmp_path / "killed" / "config.json").read_text())
     assert doc["status"] == "running" and doc["completed_step"] == 4  # last checkpoint before the kill
-    resumed = train(_cfg(photo_folder, tmp_path / "killed", steps=steps))
+    resumed = train(_cfg(photo_folder, tmp_path / "killed", **extra))
     assert resumed["resumed_from"] == 4
 
     a = torch.load(tmp_path / "whole" / "checkpoint-final.pth", weights_only=True)
@@ -144,6 +206,8 @@ def test_kill_and_resume_follows_the_same_trajectory(photo_folder, tmp_path):
     lb = torch.load(tmp_path / "killed" / "checkpoint-last.pth", weights_only=True)
     assert la["step"] == lb["step"] == steps and la["sampler"]["position"] == steps
     assert torch.equal(la["rng"]["torch"], lb["rng"]["torch"])
+    groups = la["optimizers"]["main"]["param_groups"]
+    assert [g["lr"] for g in groups] == pytest.approx([1e-4, 5e-4])  # base rates × 0.1 after step 3
     assert la["optimizers"]["main"]["state"].keys() == lb["optimizers"]["main"]["state"].keys()
     for i, s in la["optimizers"]["main"]["state"].items():
         assert torch.equal(s["exp_avg_sq"], lb["optimizers"]["main"]["state"][i]["exp_avg_sq"])

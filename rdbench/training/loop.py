@@ -100,6 +100,10 @@ class TrainConfig:
     #: continued run keeps its schedule).
     lr_milestones: tuple[int, ...] = ()
     lr_gamma: float = 0.1
+    #: Learning rate of the entropy bottlenecks' density parameters (0 = ``lr``). In short
+    #: trainings the factorized densities, at ``lr``, lag far behind the latents they model
+    #: (the rate estimate stays near its initial value); a larger rate here fixes that.
+    entropy_lr: float = 0.0
     clip_max_norm: float = 1.0
     log_every: int = 100
     eval_every: int = 1000
@@ -145,8 +149,11 @@ class TrainConfig:
         d = self.to_json()
         return {k: d[k] for k in self.IDENTITY}
 
+    def lr_factor(self, step: int) -> float:
+        return self.lr_gamma ** sum(1 for m in self.lr_milestones if step > m)
+
     def lr_at(self, step: int) -> float:
-        return self.lr * self.lr_gamma ** sum(1 for m in self.lr_milestones if step > m)
+        return self.lr * self.lr_factor(step)
 
 
 def default_run_name(cfg: TrainConfig) -> str:
@@ -272,10 +279,21 @@ class CompressAIRecipe(Recipe):
         return arch(**cfg.model_args) if cfg.model_args else arch(*self.default_args(cfg))
 
     def optimizers(self, model, cfg: TrainConfig) -> dict:
+        """CompressAI's two Adam optimisers; with ``entropy_lr`` the entropy bottlenecks' density
+        parameters form a second parameter group of ``main`` at that rate (``base_lr`` of each
+        group is what the schedule scales)."""
         import torch
 
         main, aux = _split_params(model)
-        return {"main": torch.optim.Adam(main, lr=cfg.lr), "aux": torch.optim.Adam(aux, lr=cfg.aux_lr)}
+        if cfg.entropy_lr > 0:
+            density = {id(p) for n, p in model.named_parameters()
+                       if ".quantiles" not in n and n.startswith(("entropy_bottleneck.", "entropy_bottlenecks."))}
+            groups = [{"params": [p for p in main if id(p) not in density], "lr": cfg.lr, "base_lr": cfg.lr},
+                      {"params": [p for p in main if id(p) in density], "lr": cfg.entropy_lr, "base_lr": cfg.entropy_lr}]
+            main_opt = torch.optim.Adam(groups)
+        else:
+            main_opt = torch.optim.Adam(main, lr=cfg.lr)
+        return {"main": main_opt, "aux": torch.optim.Adam(aux, lr=cfg.aux_lr)}
 
     def loss_fn(self, cfg: TrainConfig):
         from rdbench.training.losses import RateDistortionLoss
@@ -303,7 +321,7 @@ class CompressAIRecipe(Recipe):
             raise TrainingError(f"non-finite loss {float(loss)} (lower --lr?)")
         loss.backward()
         if cfg.clip_max_norm > 0:
-            torch.nn.utils.clip_grad_norm_(main.param_groups[0]["params"], cfg.clip_max_norm)
+            torch.nn.utils.clip_grad_norm_([p for g in main.param_groups for p in g["params"]], cfg.clip_max_norm)
         main.step()
         aux_loss = model.aux_loss()
         aux_loss.backward()
@@ -411,7 +429,8 @@ class GainedFactorizedRecipe(CompressAIRecipe):
 for _name in ("bmshj2018-factorized", "bmshj2018-hyperprior", "mbt2018-mean", "mbt2018", "cheng2020-anchor", "cheng2020-attn"):
     register_recipe(_name, lambda _n=_name: CompressAIRecipe(_n))
 register_recipe("rdbench-small", GainedFactorizedRecipe)
-for _name, _cls in (("balle2018", "Balle2018Recipe"), ("xiao2019", "Xiao2019Recipe"), ("toderici2017", "Toderici2017Recipe")):
+for _name, _cls in (("balle2018", "Balle2018Recipe"), ("xiao2019", "Xiao2019Recipe"), ("toderici2017", "Toderici2017Recipe"),
+                    ("mentzer2018", "Mentzer2018Recipe"), ("agustsson2019", "Agustsson2019Recipe")):
     register_recipe(_name, f"rdbench.training.seeds:{_cls}")
 
 
@@ -634,7 +653,7 @@ def train(
         for step in range(start + 1, cfg.steps + 1):
             lr = cfg.lr_at(step)
             for group in optimizers["main"].param_groups:
-                group["lr"] = lr
+                group["lr"] = group.get("base_lr", cfg.lr) * cfg.lr_factor(step)
             # contiguous NCHW: a permuted (channels-last) batch crashes some CPU convolution
             # backward kernels (heap corruption with cheng2020's, torch 2.14)
             x = torch.from_numpy(sampler.batch(step)).to(device).permute(0, 3, 1, 2).float().div(255).contiguous()

@@ -10,6 +10,13 @@
   additive reconstruction over ``iterations`` steps (``model_args``, default 16), loss = mean
   over iterations of the L1 (or ``norm: "l2"``) norm of each residual, on [−0.5, 0.5] images.
   Rate is fixed by the iteration count (0.125 bpp each), so there is no λ.
+- ``mentzer2018`` — distortion (5000·(1 − MS-SSIM), or MSE for small crops) + the
+  importance-map rate target β·max(½(H_mask + H_real) − H_target, 0); the 3-D context model
+  learns its cross-entropy on its own optimiser.
+- ``agustsson2019`` — soft-to-hard quantisation to 5 fixed centres, least-squares (or
+  non-saturating) GAN against a multiscale discriminator, + 12·MSE + 10·feature matching.
+
+Not yet: ``hific`` (its rate-controlled λ, LPIPS and latent-conditioned discriminator).
 """
 from __future__ import annotations
 
@@ -19,7 +26,7 @@ from collections.abc import Sequence
 
 from rdbench.training.loop import CompressAIRecipe, Recipe, TrainConfig, TrainingError, _eval_metrics, _mean_rows
 
-__all__ = ["Balle2018Recipe", "SimpleRecipe", "Toderici2017Recipe", "Xiao2019Recipe"]
+__all__ = ["Agustsson2019Recipe", "Balle2018Recipe", "Mentzer2018Recipe", "SimpleRecipe", "Toderici2017Recipe", "Xiao2019Recipe"]
 
 
 class _SeedHyperpriorRecipe(CompressAIRecipe):
@@ -153,3 +160,271 @@ class Toderici2017Recipe(SimpleRecipe):
                 rows.append({**_mean_rows(per), "quality": t})
         model.train()
         return rows
+
+
+class Mentzer2018Recipe(SimpleRecipe):
+    """Mentzer et al. 2018: distortion + β·max(½(H_mask + H_real) − H_target, 0).
+
+    ``model_args``: ``C`` (32), ``H_target`` bits per symbol (1.2, the ``med`` configuration;
+    0.4 ``low``, 1.0 ``high`` with C=64), ``beta`` (500), ``distortion`` — ``ms-ssim``
+    (the seed's 5000·(1 − MS-SSIM); crops must exceed 160 px) or ``mse`` (``d_weight``·MSE on
+    the 0–255 scale, for small crops). The autoencoder and centres minimise that loss; the
+    3-D context model minimises its own cross-entropy H_real on a separate Adam optimiser
+    (``pc_lr``, 1e-4), as in the seed.
+    """
+
+    name = "mentzer2018"
+
+    def _args(self, cfg: TrainConfig) -> dict:
+        args = {"C": 32, "H_target": 1.2, "beta": 500.0, "distortion": "ms-ssim", "d_weight": None,
+                "pc_lr": 1e-4, **cfg.model_args}
+        if args["distortion"] not in ("ms-ssim", "mse"):
+            raise TrainingError(f"mentzer2018: distortion must be ms-ssim or mse, got {args['distortion']!r}")
+        if args["d_weight"] is None:
+            args["d_weight"] = 5000.0 if args["distortion"] == "ms-ssim" else 1.0
+        return args
+
+    def build(self, cfg: TrainConfig):
+        from rdbench.codecs.seeds.mentzer2018 import Mentzer2018Net
+
+        args = self._args(cfg)
+        if cfg.crop % 8:
+            raise TrainingError("mentzer2018: --crop must be a multiple of 8")
+        if args["distortion"] == "ms-ssim" and cfg.crop <= 160:
+            raise TrainingError("mentzer2018: MS-SSIM needs crops larger than 160 px (or model_args distortion=mse)")
+        return Mentzer2018Net(int(args["C"]))
+
+    def optimizers(self, model, cfg: TrainConfig) -> dict:
+        import torch
+
+        pc = list(model.probclass.parameters())
+        ids = {id(p) for p in pc}
+        ae = [p for p in model.parameters() if id(p) not in ids]
+        return {"main": torch.optim.Adam(ae, lr=cfg.lr), "probclass": torch.optim.Adam(pc, lr=self._args(cfg)["pc_lr"])}
+
+    def batch_loss(self, model, x, cfg: TrainConfig) -> dict:
+        import torch
+
+        args = self._args(cfg)
+        out = model(x * 255)
+        x_hat = out["x_hat"] / 255
+        mse = (x_hat - x).pow(2).mean()
+        if args["distortion"] == "ms-ssim":
+            from pytorch_msssim import ms_ssim
+
+            ms = ms_ssim(x_hat, x, data_range=1.0)
+            distortion = args["d_weight"] * (1 - ms)
+        else:
+            distortion = args["d_weight"] * mse * 255**2
+        h_soft = 0.5 * (out["H_mask"] + out["H_real"])
+        from rdbench.training.losses import importance_rate_loss
+
+        rate = importance_rate_loss(h_soft, float(args["H_target"]), float(args["beta"]))
+        symbols_per_pixel = model.C / 64  # ×8 subsampling
+        terms = {"loss": distortion + rate, "pc_loss": out["H_real"], "mse": mse,
+                 "bpp": out["H_real"].detach() * symbols_per_pixel, "H_mask": out["H_mask"].detach()}
+        if args["distortion"] == "ms-ssim":
+            terms["ms_ssim"] = ms
+        return terms
+
+    def train_step(self, model, optimizers: dict, x, cfg: TrainConfig) -> dict[str, float]:
+        import torch
+
+        model.train()
+        main, pc = optimizers["main"], optimizers["probclass"]
+        main.zero_grad(set_to_none=True)
+        pc.zero_grad(set_to_none=True)
+        terms = self.batch_loss(model, x, cfg)
+        if not torch.isfinite(terms["loss"]):
+            raise TrainingError(f"non-finite loss {float(terms['loss'])} (lower --lr?)")
+        ae_params = main.param_groups[0]["params"]
+        terms["loss"].backward(inputs=ae_params, retain_graph=True)
+        terms["pc_loss"].backward(inputs=pc.param_groups[0]["params"])
+        if cfg.clip_max_norm > 0:
+            torch.nn.utils.clip_grad_norm_(ae_params, cfg.clip_max_norm)
+        main.step()
+        pc.step()
+        row = {k: float(v.detach()) for k, v in terms.items()}
+        row["psnr"] = 10 * math.log10(1 / max(row["mse"], 1e-12))
+        return row
+
+    def evaluate(self, model, images: Sequence, cfg: TrainConfig) -> list[dict[str, float]]:
+        import torch
+
+        rows = []
+        model.eval()
+        with torch.no_grad():
+            for x in images:
+                q = model.quantize(model.encoder(x * 255))
+                bits = model.bitcost(q.qbar, q.symbols)
+                k = torch.arange(model.C, device=x.device).reshape(1, -1, 1, 1)
+                coded = (k < q.nmap.unsqueeze(1)).to(bits.dtype)
+                rate = float((bits * coded).sum()) / (x.shape[-2] * x.shape[-1])
+                rows.append(_eval_metrics(model.decoder(q.qbar) / 255, x, rate))
+        model.train()
+        return [_mean_rows(rows)]
+
+
+def _multiscale_discriminator(scales: int = 3, channels: int = 64, in_channels: int = 3):
+    """pix2pixHD's multiscale PatchGAN (Agustsson 2019's discriminator): at each scale (the image,
+    then average-pooled 3×3/2 once, twice) conv 4×4/2 → c + LeakyReLU 0.2, three conv 4×4 blocks
+    → 2c, 4c, 8c (stride 2, 2, 1) with instance norm + LeakyReLU, conv 4×4 → 1 logit map.
+    ``forward`` returns, per scale, the list of every layer's output (the last is the logits)."""
+    import torch.nn.functional as F
+    from torch import nn
+
+    class Scale(nn.Module):
+        def __init__(self):
+            super().__init__()
+            c = channels
+            layers = [nn.Sequential(nn.Conv2d(in_channels, c, 4, 2, 2), nn.LeakyReLU(0.2))]
+            for i, stride in enumerate((2, 2, 1)):
+                cin, cout = c * 2**i, c * 2 ** (i + 1)
+                layers.append(nn.Sequential(nn.Conv2d(cin, cout, 4, stride, 2), nn.InstanceNorm2d(cout, affine=True),
+                                            nn.LeakyReLU(0.2)))
+            layers.append(nn.Conv2d(c * 8, 1, 4, 1, 2))
+            self.layers = nn.ModuleList(layers)
+
+        def forward(self, x):
+            feats = []
+            for layer in self.layers:
+                x = layer(x)
+                feats.append(x)
+            return feats
+
+    class MultiScale(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scales = nn.ModuleList(Scale() for _ in range(scales))
+
+        def forward(self, x):
+            out = []
+            for i, d in enumerate(self.scales):
+                if i:
+                    x = F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
+                out.append(d(x))
+            return out
+
+    return MultiScale()
+
+
+class Agustsson2019Recipe(SimpleRecipe):
+    """Agustsson et al. 2019 (global generative compression), as its public port trains it.
+
+    Encoder → C channels, soft-to-hard quantisation to the centres {−2…2} (soft =
+    softmax(−|w − c|)·c, straight-through hard values), generator; a multiscale discriminator
+    (:func:`_multiscale_discriminator`). Generator loss: least-squares GAN + 12·MSE on [−1, 1]
+    images + 10·feature matching; discriminator: least-squares (``gan: "ns"`` for the
+    non-saturating form). Adam with β₁ = 0.5 for both. ``model_args``: ``C`` (8), ``noise`` (0),
+    ``blocks`` (9), ``disc_channels`` (64), ``disc_scales`` (3), ``mse_weight`` (12),
+    ``fm_weight`` (10), ``gan``. The rate is fixed: C·log2(5)/256 bpp. Exports the
+    ``GenerativeCompressionNet`` state dict, which ``agustsson2019:checkpoint=`` loads.
+    """
+
+    name = "agustsson2019"
+
+    def _args(self, cfg: TrainConfig) -> dict:
+        args = {"C": 8, "noise": 0, "blocks": 9, "disc_channels": 64, "disc_scales": 3, "mse_weight": 12.0,
+                "fm_weight": 10.0, "gan": "ls", **cfg.model_args}
+        if args["gan"] not in ("ls", "ns"):
+            raise TrainingError(f"agustsson2019: gan must be ls or ns, got {args['gan']!r}")
+        return args
+
+    def build(self, cfg: TrainConfig):
+        from torch import nn
+
+        from rdbench.codecs.seeds.agustsson2019 import GenerativeCompressionNet
+
+        args = self._args(cfg)
+        if cfg.crop % 16 or cfg.crop < 32:
+            raise TrainingError("agustsson2019: --crop must be a multiple of 16, at least 32")
+        model = nn.Module()
+        model.net = GenerativeCompressionNet(int(args["C"]), int(args["noise"]), int(args["blocks"]))
+        model.disc = _multiscale_discriminator(int(args["disc_scales"]), int(args["disc_channels"]))
+        return model
+
+    def optimizers(self, model, cfg: TrainConfig) -> dict:
+        import torch
+
+        return {"main": torch.optim.Adam(model.net.parameters(), lr=cfg.lr, betas=(0.5, 0.999)),
+                "disc": torch.optim.Adam(model.disc.parameters(), lr=cfg.lr, betas=(0.5, 0.999))}
+
+    @staticmethod
+    def reconstruct(net, x2, hard_only: bool = False):
+        """x̂ in [−1, 1] from x in [−1, 1] (soft-to-hard quantisation; noise in training)."""
+        import torch
+
+        w = net.encoder(x2)
+        dist = (w.unsqueeze(-1) - net.centers).abs()
+        hard = net.centers[dist.argmin(dim=-1)]
+        if hard_only:
+            w_bar = hard
+        else:
+            soft = (torch.softmax(-dist, dim=-1) * net.centers).sum(-1)
+            w_bar = soft + (hard - soft).detach()
+        if net.noise:
+            n, _, h, w_ = w_bar.shape
+            w_bar = torch.cat([w_bar, torch.randn(n, net.noise, h, w_, device=w_bar.device)], dim=1)
+        return net.generator(w_bar)
+
+    def _g_terms(self, model, x2, x_hat, args) -> dict:
+        from rdbench.training.losses import feature_matching_loss, gan_g_loss
+
+        fake = model.disc(x_hat)
+        with __import__("torch").no_grad():
+            real = model.disc(x2)
+        mse = (x_hat - x2).pow(2).mean()
+        g_gan = gan_g_loss([f[-1] for f in fake], args["gan"])
+        fm = feature_matching_loss([r[:-1] for r in real], [f[:-1] for f in fake])
+        loss = g_gan + args["mse_weight"] * mse + args["fm_weight"] * fm
+        return {"loss": loss, "g_gan": g_gan, "feature_matching": fm, "mse": mse / 4}  # mse on [0, 1]
+
+    def batch_loss(self, model, x, cfg: TrainConfig) -> dict:
+        args = self._args(cfg)
+        x2 = x * 2 - 1
+        return self._g_terms(model, x2, self.reconstruct(model.net, x2), args)
+
+    def train_step(self, model, optimizers: dict, x, cfg: TrainConfig) -> dict[str, float]:
+        import torch
+
+        from rdbench.training.losses import gan_d_loss
+
+        args = self._args(cfg)
+        model.train()
+        g_opt, d_opt = optimizers["main"], optimizers["disc"]
+        x2 = x * 2 - 1
+        x_hat = self.reconstruct(model.net, x2)
+        # discriminator step on the current reconstruction
+        d_opt.zero_grad(set_to_none=True)
+        d_loss = gan_d_loss([r[-1] for r in model.disc(x2)], [f[-1] for f in model.disc(x_hat.detach())], args["gan"])
+        d_loss.backward()
+        d_opt.step()
+        # generator step against the updated discriminator
+        g_opt.zero_grad(set_to_none=True)
+        terms = self._g_terms(model, x2, x_hat, args)
+        if not torch.isfinite(terms["loss"]):
+            raise TrainingError(f"non-finite loss {float(terms['loss'])} (lower --lr?)")
+        terms["loss"].backward(inputs=list(model.net.parameters()))
+        if cfg.clip_max_norm > 0:
+            torch.nn.utils.clip_grad_norm_(model.net.parameters(), cfg.clip_max_norm)
+        g_opt.step()
+        row = {k: float(v.detach()) for k, v in terms.items()}
+        row.update(d_loss=float(d_loss.detach()), psnr=10 * math.log10(1 / max(row["mse"], 1e-12)),
+                   bpp=int(self._args(cfg)["C"]) * math.log2(5) / 256)
+        return row
+
+    def evaluate(self, model, images: Sequence, cfg: TrainConfig) -> list[dict[str, float]]:
+        import torch
+
+        rate = int(self._args(cfg)["C"]) * math.log2(5) / 256
+        model.eval()
+        with torch.no_grad():
+            torch_state = torch.get_rng_state()  # the generator's noise must not shift training's RNG
+            rows = [_eval_metrics((self.reconstruct(model.net, x * 2 - 1, hard_only=True) + 1) / 2, x, rate)
+                    for x in images]
+            torch.set_rng_state(torch_state)
+        model.train()
+        return [_mean_rows(rows)]
+
+    def export(self, model, cfg: TrainConfig) -> dict[str, dict]:
+        return {"checkpoint-final.pth": {k: v.detach().cpu().clone() for k, v in model.net.state_dict().items()}}
