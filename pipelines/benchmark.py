@@ -52,9 +52,15 @@ class BenchmarkParams(luigi.Task):
 
     # -- derived ---------------------------------------------------------------------------
     def codec_specs(self) -> list[str]:
+        # Learned codecs (here and in Beam workers, which inherit the environment) find their
+        # weights under [rdbench] weights_root unless RDBENCH_WEIGHTS_ROOT says otherwise.
+        os.environ.setdefault("RDBENCH_WEIGHTS_ROOT", os.path.abspath(rdbench_config().weights_root))
+        return list(self.codecs) or self._default_codecs()[0]
+
+    def _default_codecs(self) -> tuple[list[str], dict[str, str]]:
         from rdbench.codecs.defaults import default_codec_specs
 
-        return list(self.codecs) or default_codec_specs()
+        return default_codec_specs()
 
     def resolved_run_name(self) -> str:
         if self.run_name:
@@ -152,6 +158,7 @@ class EvaluateRun(BenchmarkParams, luigi.Task):
             "run_id": run_id,
             "run_dir": run_dir,
             "configuration": self.config_dict() | {"codecs": self.codec_specs()},
+            "codecs_left_out": {} if self.codecs else self._default_codecs()[1],
             "device": device,
             "started": started,
             "finished": datetime.now(timezone.utc).isoformat(),
