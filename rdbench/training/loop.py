@@ -430,7 +430,8 @@ for _name in ("bmshj2018-factorized", "bmshj2018-hyperprior", "mbt2018-mean", "m
     register_recipe(_name, lambda _n=_name: CompressAIRecipe(_n))
 register_recipe("rdbench-small", GainedFactorizedRecipe)
 for _name, _cls in (("balle2018", "Balle2018Recipe"), ("xiao2019", "Xiao2019Recipe"), ("toderici2017", "Toderici2017Recipe"),
-                    ("mentzer2018", "Mentzer2018Recipe"), ("agustsson2019", "Agustsson2019Recipe")):
+                    ("mentzer2018", "Mentzer2018Recipe"), ("agustsson2019", "Agustsson2019Recipe"),
+                    ("hific", "HiFiCRecipe")):
     register_recipe(_name, f"rdbench.training.seeds:{_cls}")
 
 

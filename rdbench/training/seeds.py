@@ -16,7 +16,8 @@
 - ``agustsson2019`` — soft-to-hard quantisation to 5 fixed centres, least-squares (or
   non-saturating) GAN against a multiscale discriminator, + 12·MSE + 10·feature matching.
 
-Not yet: ``hific`` (its rate-controlled λ, LPIPS and latent-conditioned discriminator).
+- ``hific`` — rate-targeted λ (λ_A above the regime's target bpp, 2⁻⁴ below), k_M·MSE + LPIPS,
+  non-saturating GAN against a discriminator conditioned on the quantised latents.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from collections.abc import Sequence
 
 from rdbench.training.loop import CompressAIRecipe, Recipe, TrainConfig, TrainingError, _eval_metrics, _mean_rows
 
-__all__ = ["Agustsson2019Recipe", "Balle2018Recipe", "Mentzer2018Recipe", "SimpleRecipe", "Toderici2017Recipe", "Xiao2019Recipe"]
+__all__ = ["Agustsson2019Recipe", "Balle2018Recipe", "HiFiCRecipe", "Mentzer2018Recipe", "SimpleRecipe", "Toderici2017Recipe", "Xiao2019Recipe"]
 
 
 class _SeedHyperpriorRecipe(CompressAIRecipe):
@@ -428,3 +429,214 @@ class Agustsson2019Recipe(SimpleRecipe):
 
     def export(self, model, cfg: TrainConfig) -> dict[str, dict]:
         return {"checkpoint-final.pth": {k: v.detach().cpu().clone() for k, v in model.net.state_dict().items()}}
+
+
+def _hific_discriminator(latent_channels: int, channels: int = 64, context: int = 12, upsample: int = 16):
+    """HiFiC's conditional discriminator: the latents ŷ → 3×3 conv → ``context`` channels +
+    LeakyReLU 0.2, upsampled ×16 (nearest) and concatenated to the image; four spectrally
+    normalised 4×4 stride-2 convolutions → c, 2c, 4c, 8c with LeakyReLU 0.2; a 1×1 conv → logits."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    class Discriminator(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.context = nn.Conv2d(latent_channels, context, 3, padding=1, padding_mode="reflect")
+            widths = (3 + context, channels, channels * 2, channels * 4, channels * 8)
+            self.convs = nn.ModuleList(spectral_norm(nn.Conv2d(a, b, 4, 2, 1, padding_mode="reflect"))
+                                       for a, b in zip(widths[:-1], widths[1:]))
+            self.out = spectral_norm(nn.Conv2d(widths[-1], 1, 1))
+
+        def forward(self, x, y_hat):
+            c = F.interpolate(F.leaky_relu(self.context(y_hat), 0.2), scale_factor=upsample, mode="nearest")
+            h = torch.cat([x, c], dim=1)
+            for conv in self.convs:
+                h = F.leaky_relu(conv(h), 0.2)
+            return self.out(h)
+
+    return Discriminator()
+
+
+class HiFiCRecipe(SimpleRecipe):
+    """HiFiC (Mentzer et al. 2020) as its public PyTorch port trains it.
+
+    Rate: ŷ with a Gaussian (or logistic) conditional from the hyperprior, ẑ under the
+    factorized density; additive uniform noise for the likelihoods, straight-through rounding
+    for what the generator and hyper-synthesis see. Loss: λ·R with λ = λ_A when the batch's rate
+    exceeds the regime's target, else λ_B = 2⁻⁴; + k_M·MSE (0–255 scale, k_M = 0.075·2⁻⁵) +
+    k_P·LPIPS (AlexNet v0.1; weights from :mod:`rdbench.metrics.perceptual`) + β·non-saturating
+    GAN loss (β = 0.15) against the latent-conditioned discriminator (:func:`_hific_discriminator`).
+    ``model_args``: ``regime`` (low/med/high: λ_A 2/1/0.5, target 0.14/0.30/0.45 bpp),
+    ``latent_channels`` (220), ``n_residual_blocks`` (9), ``use_channel_norm``, ``likelihood_type``,
+    ``lpips_weight`` (1; 0 drops LPIPS), ``gan_weight``, ``disc_channels`` (64).
+    Exports ``{"model_state_dict", "args"}`` — the published layout ``hific:checkpoint=`` reads.
+    """
+
+    name = "hific"
+    REGIMES = {"low": (2.0, 0.14), "med": (1.0, 0.30), "high": (0.5, 0.45)}
+
+    def _args(self, cfg: TrainConfig) -> dict:
+        args = {"regime": "med", "latent_channels": 220, "n_residual_blocks": 9, "use_channel_norm": True,
+                "likelihood_type": "gaussian", "lpips_weight": 1.0, "gan_weight": 0.15, "k_m": 0.075 * 2**-5,
+                "lambda_b": 2**-4, "disc_channels": 64, **cfg.model_args}
+        if args["regime"] not in self.REGIMES:
+            raise TrainingError(f"hific: regime must be one of {sorted(self.REGIMES)}, got {args['regime']!r}")
+        return args
+
+    def _config(self, cfg: TrainConfig):
+        from rdbench.codecs.seeds.hific import HiFiCConfig
+
+        a = self._args(cfg)
+        return HiFiCConfig(latent_channels=int(a["latent_channels"]), n_residual_blocks=int(a["n_residual_blocks"]),
+                           use_channel_norm=bool(a["use_channel_norm"]), likelihood_type=a["likelihood_type"],
+                           normalize_input_image=False)
+
+    def build(self, cfg: TrainConfig):
+        from torch import nn
+
+        from rdbench.codecs.seeds.hific import build_model
+
+        if cfg.crop % 64 or cfg.crop < 128:
+            raise TrainingError("hific: --crop must be a multiple of 64, at least 128 (the hyper-analysis pads by reflection)")
+        model = nn.Module()
+        model.net = build_model(self._config(cfg))
+        model.disc = _hific_discriminator(int(self._args(cfg)["latent_channels"]), int(self._args(cfg)["disc_channels"]))
+        self._lpips = None
+        return model
+
+    def optimizers(self, model, cfg: TrainConfig) -> dict:
+        import torch
+
+        return {"main": torch.optim.Adam(model.net.parameters(), lr=cfg.lr),
+                "disc": torch.optim.Adam(model.disc.parameters(), lr=cfg.lr)}
+
+    def _lpips_fn(self, device):
+        """A differentiable LPIPS on [0, 1] batches, from :class:`rdbench.metrics.perceptual.LpipsMetric`'s weights."""
+        import torch
+        import torch.nn.functional as F
+
+        if getattr(self, "_lpips", None) is None:
+            from rdbench.metrics.perceptual import LpipsMetric
+
+            try:
+                metric = LpipsMetric(device)
+            except Exception as exc:
+                raise TrainingError(f"hific: LPIPS weights unavailable ({exc}); set model_args lpips_weight=0 "
+                                    f"to train without the perceptual term") from exc
+
+            def lpips(a, b):
+                def prep(x):
+                    return ((x * 2 - 1) - metric._shift) / metric._scale
+
+                total = 0.0
+                for fa, fb, lin in zip(metric._layers(prep(a)), metric._layers(prep(b)), metric._lins):
+                    ua = fa / (fa.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
+                    ub = fb / (fb.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
+                    total = total + F.conv2d((ua - ub) ** 2, lin).mean()
+                return total
+
+            self._lpips = lpips
+        return self._lpips
+
+    def _likelihood_y(self, y, mu, sigma, kind: str):
+        import torch
+
+        from rdbench.codecs.seeds.hific import LIKELIHOOD_BOUND
+
+        v = (y - mu).abs()
+        if kind == "gaussian":
+            cdf = lambda t: 0.5 * torch.erfc(-t / math.sqrt(2))  # noqa: E731
+        else:
+            cdf = torch.sigmoid
+        return (cdf((0.5 - v) / sigma) - cdf((-0.5 - v) / sigma)).clamp_min(LIKELIHOOD_BOUND)
+
+    def code(self, net, x, training: bool):
+        """(x̂, ŷ, bpp): noisy likelihoods and straight-through rounding in training, rounding in eval."""
+        import torch
+
+        def ste_round(t):
+            return t + (torch.round(t) - t).detach()
+
+        y = net.Encoder(x)
+        z = net.Hyperprior.analysis_net(y)
+        z_hat = ste_round(z)
+        z_rate = z + torch.empty_like(z).uniform_(-0.5, 0.5) if training else z_hat
+        mu, sigma = net.Hyperprior.latent_parameters(z_hat)
+        y_hat = ste_round(y - mu) + mu
+        y_rate = y + torch.empty_like(y).uniform_(-0.5, 0.5) if training else y_hat
+        lik_y = self._likelihood_y(y_rate, mu, sigma, net.config.likelihood_type)
+        lik_z = net.Hyperprior.hyperlatent_likelihood.likelihood(z_rate)
+        pixels = x.shape[0] * x.shape[-2] * x.shape[-1]
+        bpp = -(torch.log2(lik_y).sum() + torch.log2(lik_z).sum()) / pixels
+        return net.Generator(y_hat), y_hat, bpp
+
+    def _g_terms(self, model, x, x_hat, y_hat, bpp, cfg) -> dict:
+        from rdbench.training.losses import gan_g_loss
+
+        a = self._args(cfg)
+        lambda_a, target = self.REGIMES[a["regime"]]
+        lam = lambda_a if float(bpp) > target else a["lambda_b"]
+        mse = (x_hat - x).pow(2).mean()
+        terms = {"bpp": bpp, "mse": mse}
+        loss = lam * bpp + a["k_m"] * mse * 255**2
+        if a["lpips_weight"] > 0:
+            terms["lpips"] = self._lpips_fn(x.device)(x_hat, x)
+            loss = loss + a["lpips_weight"] * terms["lpips"]
+        if a["gan_weight"] > 0:
+            terms["g_gan"] = gan_g_loss([model.disc(x_hat, y_hat.detach())], "ns")
+            loss = loss + a["gan_weight"] * terms["g_gan"]
+        terms["loss"] = loss
+        return terms
+
+    def batch_loss(self, model, x, cfg: TrainConfig) -> dict:
+        x_hat, y_hat, bpp = self.code(model.net, x, model.training)
+        return self._g_terms(model, x, x_hat, y_hat, bpp, cfg)
+
+    def train_step(self, model, optimizers: dict, x, cfg: TrainConfig) -> dict[str, float]:
+        import torch
+
+        from rdbench.training.losses import gan_d_loss
+
+        model.train()
+        g_opt, d_opt = optimizers["main"], optimizers["disc"]
+        x_hat, y_hat, bpp = self.code(model.net, x, True)
+        d_loss = torch.zeros(())
+        if self._args(cfg)["gan_weight"] > 0:
+            d_opt.zero_grad(set_to_none=True)
+            d_loss = gan_d_loss([model.disc(x, y_hat.detach())], [model.disc(x_hat.detach(), y_hat.detach())], "ns")
+            d_loss.backward()
+            d_opt.step()
+        g_opt.zero_grad(set_to_none=True)
+        terms = self._g_terms(model, x, x_hat, y_hat, bpp, cfg)
+        if not torch.isfinite(terms["loss"]):
+            raise TrainingError(f"non-finite loss {float(terms['loss'])} (lower --lr?)")
+        terms["loss"].backward(inputs=list(model.net.parameters()))
+        if cfg.clip_max_norm > 0:
+            torch.nn.utils.clip_grad_norm_(model.net.parameters(), cfg.clip_max_norm)
+        g_opt.step()
+        row = {k: float(v.detach()) for k, v in terms.items()}
+        row.update(d_loss=float(d_loss.detach()), psnr=10 * math.log10(1 / max(row["mse"], 1e-12)))
+        return row
+
+    def evaluate(self, model, images: Sequence, cfg: TrainConfig) -> list[dict[str, float]]:
+        import torch
+
+        model.eval()
+        with torch.no_grad():
+            rows = []
+            for x in images:
+                x_hat, _, bpp = self.code(model.net, x, False)
+                rows.append(_eval_metrics(x_hat, x, float(bpp)))
+        model.train()
+        return [_mean_rows(rows)]
+
+    def export(self, model, cfg: TrainConfig) -> dict[str, dict]:
+        c = self._config(cfg)
+        args = {"latent_channels": c.latent_channels, "n_residual_blocks": c.n_residual_blocks,
+                "use_channel_norm": c.use_channel_norm, "likelihood_type": c.likelihood_type,
+                "normalize_input_image": False, "use_latent_mixture_model": False, "sample_noise": False,
+                "regime": self._args(cfg)["regime"]}
+        sd = {k: v.detach().cpu().clone() for k, v in model.net.state_dict().items()}
+        return {"checkpoint-final.pth": {"model_state_dict": sd, "args": args}}
