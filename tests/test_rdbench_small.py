@@ -74,11 +74,15 @@ def test_checkpoint_that_is_not_gained_is_refused(tmp_path, gained_state, image)
 
 
 def test_random_weights_round_trip(image):
+    import pickle
+
     codec = RDBenchSmall(weights="random", seed=1)
     data = codec.encode(image, 2)
     out = codec.decode(data)
     assert out.shape == image.shape and np.array_equal(out, codec.decode(data))
     assert "UNTRAINED" in codec.version
+    clone = pickle.loads(pickle.dumps(codec))  # Beam ships codecs to workers
+    assert np.array_equal(clone.decode(data), out)
 
 
 def test_trained_checkpoint_from_the_loop_loads(photos, tmp_path):
