@@ -1,7 +1,7 @@
 """mentzer2018 on Kodak: encode/decode seconds per stage, real vs estimated rate, exact round trips.
 
     python benchmarks/bench_mentzer2018.py [--qualities 1,2,3] [--images 24] [--threads 1]
-        [--weights fitted|random|CHECKPOINT_TEMPLATE] [--fit-steps 300] [--refit]
+        [--weights fitted|random|CHECKPOINT_TEMPLATE] [--fit-steps 150] [--refit]
         [--verify all|first] [--json out.json]
 
 Weights (there are no published PyTorch weights):
@@ -10,9 +10,9 @@ Weights (there are no published PyTorch weights):
   image; its context model is untrained, so probabilities are near-uniform.
 - ``fitted`` (default) — a "sensible initialisation" made here, offline, from BSDS500 training
   photographs (``../shared/train-images``; never Kodak): the same random network, its batch-norm
-  statistics recalibrated on 32 real 192×192 crops, then its context model (only) trained with
-  Adam for ``--fit-steps`` steps on the symbol volumes of 48 BSDS500 images (cross-entropy of
-  the coded symbols). The autoencoder stays untrained, so PSNR is meaningless, but the
+  statistics recalibrated on 256×256 crops of 32 training photographs, then its context model
+  (only) trained with Adam for ``--fit-steps`` steps on the symbol volumes of those crops
+  (cross-entropy of the coded symbols, random 16×16 windows, batch 8). The autoencoder stays untrained, so PSNR is meaningless, but the
   importance map follows image content and the probabilities are sharp, as in a trained model.
   Saved as ``codecs/mentzer2018/fitted-q{quality}.pth`` (reused unless ``--refit``) and
   benchmarked with ``checkpoint=``.
@@ -44,6 +44,7 @@ KODAK = SHARED / "kodak"
 BSDS = SHARED / "train-images" / "bsds500"
 sys.path.insert(0, str(REPO))
 
+N_PHOTOS, CROP = 32, 256  # BSDS500 training photographs used for the fitted weights, crop size
 ENC_STAGES = ("analysis", "context_model", "entropy_coding")
 DEC_STAGES = ("entropy_decoding", "context_model", "synthesis")
 
@@ -69,16 +70,14 @@ def fitted_checkpoints(qualities, steps: int, refit: bool, log) -> str:
         t0 = time.perf_counter()
         C = M.CONFIGS[q][1]
         net = M.random_net(C, seed=q)  # the same network as weights=random (seed 0), before fitting
-        photos = [load_image(f) for f in files[:48]]
-        crops = [torch.from_numpy(p[:192, :192].copy()).permute(2, 0, 1).float() for p in photos[:32]]
-        M.calibrate_batchnorm(net, [torch.stack(crops[i : i + 4]) for i in range(0, 32, 4)])
+        photos = [load_image(f) for f in files[:N_PHOTOS]]
+        crops = [torch.from_numpy(p[:CROP, :CROP].copy()).permute(2, 0, 1).float() for p in photos]
+        M.calibrate_batchnorm(net, [torch.stack(crops[i : i + 4]) for i in range(0, len(crops), 4)])
         volumes = []
         with torch.no_grad():
-            for p in photos:
-                h, w = (p.shape[0] // 8) * 8, (p.shape[1] // 8) * 8
-                x = torch.from_numpy(p[:h, :w].copy()).permute(2, 0, 1).unsqueeze(0).float()
-                qz = net.quantize(net.encoder(x))
-                volumes.append((qz.symbols[0].numpy(), qz.nmap[0].numpy()))
+            for i in range(0, len(crops), 4):
+                qz = net.quantize(net.encoder(torch.stack(crops[i : i + 4])))
+                volumes += [(s.numpy(), n.numpy()) for s, n in zip(qz.symbols, qz.nmap)]
         mean_n = np.mean([v[1].mean() for v in volumes])
         log(f"q{q}: BN calibrated, {len(volumes)} symbol volumes (mean channels kept {mean_n:.1f}/{C}) "
             f"in {time.perf_counter() - t0:.0f} s; fitting the context model for {steps} steps")
@@ -96,7 +95,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=24)
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     parser.add_argument("--weights", default="fitted")
-    parser.add_argument("--fit-steps", type=int, default=300)
+    parser.add_argument("--fit-steps", type=int, default=150)
     parser.add_argument("--refit", action="store_true")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
     parser.add_argument("--verify", default="all", choices=("all", "first"))

@@ -26,9 +26,12 @@ positions of smaller T or at the same position. So the decoder walks T upward; a
 it computes, layer by layer, the activations of just the positions with that T (each
 activation of the network is computed exactly once and cached, as in Fast PixelCNN++), gets
 the logits of that step's symbols and decodes all of them with one range-coder call. A Kodak
-volume (32×64×96) takes ≈ 370 steps instead of 196,608 sequential network evaluations. The
-encoder codes its symbols in the same (T, position) order with probabilities from one
-parallel pass.
+volume (32×64×96) takes ≈ 370 steps instead of 196,608 sequential network evaluations.
+Activations are stored in T-major order in rings holding the last 8 wavefronts (a layer reads
+back at most 7 steps of T), so the decoder's working set is a few MB whatever the image size.
+The encoder codes its symbols in the same (T, position) order, with the logits of one
+parallel pass that sweeps the flat volume once (every tap points backwards in the flat index),
+one tap at a time on contiguous slices, keeping about one channel slice per layer.
 
 **Importance map.** Channels ``k ≥ n(i, j)`` of a pixel are masked: their symbol is the centre
 nearest zero, known to the decoder, and costs no bits. The map ``n`` (0…C per latent pixel)
