@@ -25,6 +25,7 @@ import luigi
 from pipelines.config import rdbench as rdbench_config
 from rdbench import runfolder
 from rdbench.environment import environment_info
+from rdbench.evaluate import DEFAULT_METRICS, MetricSet
 from rdbench.workplan import auto_images_per_shard, plan_digest, plan_shards
 
 log = logging.getLogger("luigi-interface")
@@ -46,6 +47,8 @@ class BenchmarkParams(luigi.Task):
     device = luigi.Parameter(default="auto", description="auto | cpu | cuda | cuda:N")
     limit = luigi.OptionalIntParameter(default=None, description="at most this many images per dataset")
     images_per_shard = luigi.OptionalIntParameter(default=None, description="images per shard; auto")
+    metrics = luigi.ListParameter(default=list(DEFAULT_METRICS),
+                                  description="metrics to compute: psnr_rgb, psnr_y, ms_ssim_rgb, lpips, fid, kid")
     anchor = luigi.Parameter(default="jpeg", description="codec NAME that BD-rates are measured against")
     reference = luigi.ListParameter(default=[], description="published curves to overlay (slugs or 'all')")
     strict = luigi.BoolParameter(default=False, description="fail the run if any item failed")
@@ -65,8 +68,10 @@ class BenchmarkParams(luigi.Task):
     def resolved_run_name(self) -> str:
         if self.run_name:
             return self.run_name
-        config = json.dumps([list(self.datasets), self.codec_specs(), dict(self.qualities), self.limit],
-                            sort_keys=True, default=list)
+        config = [list(self.datasets), self.codec_specs(), dict(self.qualities), self.limit]
+        if tuple(self.metrics) != DEFAULT_METRICS:
+            config.append(sorted(self.metrics))
+        config = json.dumps(config, sort_keys=True, default=list)
         slug = re.sub(r"[^A-Za-z0-9]+", "-", "+".join(self.datasets))[:40].strip("-")
         return f"{slug}-{hashlib.sha256(config.encode()).hexdigest()[:8]}"
 
@@ -129,7 +134,13 @@ class EvaluateRun(BenchmarkParams, luigi.Task):
         run_dir, run_id = self.run_dir(), self.resolved_run_name()
         device = resolve_device(self.device)
         shards = self.plan(device)
-        digest = plan_digest(shards)
+        metrics = tuple(self.metrics)
+        MetricSet(metrics)  # validates the names
+        if {"lpips", "fid", "kid"} & set(metrics):  # fail now, not in every worker, when weights are missing
+            from rdbench.metrics.perceptual import require_metric_weights
+
+            require_metric_weights(metrics)
+        digest = plan_digest(shards, metrics)
         plan_path = runfolder.join(run_dir, "plan.json")
         if runfolder.exists(plan_path):
             previous = runfolder.read_json(plan_path)["digest"]
@@ -146,7 +157,7 @@ class EvaluateRun(BenchmarkParams, luigi.Task):
         log.info("rdbench: %d shards planned, %d already complete, %d to evaluate in %s",
                  len(shards), len(shards) - len(pending), len(pending), run_dir)
         cfg = RunnerConfig(self.runner, self.num_workers, tuple(self.beam_options.split()), self.dask_address,
-                           self.effective_batch_size(device), device)
+                           self.effective_batch_size(device), device, metrics)
         job_start = time.perf_counter()
         counters = self._run_with_progress(lambda: run_job(pending, run_dir, run_id, device, cfg),
                                            run_dir, len(shards))

@@ -17,10 +17,16 @@ from rdbench.codecs.base import Codec, Encoded
 from rdbench.device import synchronize
 from rdbench.metrics import ImageTooSmallError, ms_ssim, ms_ssim_db, psnr, psnr_y
 
+#: Metrics a run computes unless told otherwise (``--metrics``).
+DEFAULT_METRICS = ("psnr_rgb", "psnr_y", "ms_ssim_rgb")
+#: Per-image metrics (results columns) and set-level ones (summary columns).
+IMAGE_METRICS = ("psnr_rgb", "psnr_y", "ms_ssim_rgb", "lpips")
+SET_METRICS = ("fid", "kid")
+
 if TYPE_CHECKING:
     from rdbench.workplan import WorkUnit
 
-__all__ = ["Measurement", "Failure", "evaluate_batch", "evaluate_ladder", "unit_rows", "error_row"]
+__all__ = ["DEFAULT_METRICS", "MetricSet", "Measurement", "Failure", "evaluate_batch", "evaluate_ladder", "unit_rows", "error_row"]
 
 
 @dataclass
@@ -31,13 +37,14 @@ class Measurement:
     num_bytes: int
     bpp: float
     bpp_estimated: float | None
-    psnr_rgb: float
-    psnr_y: float
-    ms_ssim_rgb: float | None  # None when the image is below MS-SSIM's 5-scale minimum
+    psnr_rgb: float | None  # metrics are None when not asked for (see MetricSet)
+    psnr_y: float | None
+    ms_ssim_rgb: float | None  # also None when the image is below MS-SSIM's 5-scale minimum
     ms_ssim_db: float | None
     encode_s: float
     decode_s: float
     roundtrip_ok: bool
+    lpips: float | None = None
     metrics_s: float = 0.0  # time spent computing PSNR/MS-SSIM (not a results column)
     verify_s: float = 0.0  # time of the second, verifying decode (not a results column)
     data: bytes = field(default=b"", repr=False)  # kept only with keep_outputs
@@ -52,6 +59,46 @@ class Failure:
     stage: str  # encode | decode | metrics
     error_type: str
     message: str
+
+
+class MetricSet:
+    """Which metrics to compute; perceptual networks load lazily, once per process.
+
+    Metrics not asked for are left null in the results. MS-SSIM is null for images below its
+    5-scale minimum and LPIPS for images below AlexNet's (PSNR is always defined).
+    """
+
+    def __init__(self, names: Sequence[str] = DEFAULT_METRICS, device: str = "cpu"):
+        unknown = sorted(set(names) - set(IMAGE_METRICS) - set(SET_METRICS))
+        if unknown:
+            raise ValueError(f"unknown metric(s) {', '.join(unknown)}; known: "
+                             f"{', '.join(IMAGE_METRICS + SET_METRICS)}")
+        self.names = tuple(names)
+        self.device = device
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.names
+
+    def image_metrics(self, image: np.ndarray, decoded: np.ndarray) -> dict[str, float | None]:
+        out: dict[str, float | None] = dict.fromkeys(("psnr_rgb", "psnr_y", "ms_ssim_rgb", "ms_ssim_db", "lpips"))
+        if "psnr_rgb" in self:
+            out["psnr_rgb"] = psnr(image, decoded)
+        if "psnr_y" in self:
+            out["psnr_y"] = psnr_y(image, decoded)
+        if "ms_ssim_rgb" in self:
+            try:
+                out["ms_ssim_rgb"] = ms_ssim(image, decoded)
+                out["ms_ssim_db"] = ms_ssim_db(out["ms_ssim_rgb"])
+            except ImageTooSmallError:
+                pass
+        if "lpips" in self:
+            from rdbench.metrics.perceptual import lpips_metric
+
+            try:
+                out["lpips"] = lpips_metric(self.device)(image, decoded)
+            except ImageTooSmallError:
+                pass
+        return out
 
 
 def _failure(quality: float, stage: str, exc: BaseException) -> Failure:
@@ -87,7 +134,7 @@ def _encode_ladder(codec: Codec, image: np.ndarray, qualities: Sequence[float]) 
 
 def _measure(
     codec: Codec, image: np.ndarray, quality: float, enc: Encoded, encode_s: float,
-    decoded: np.ndarray, decode_s: float, verified: np.ndarray, verify_s: float,
+    decoded: np.ndarray, decode_s: float, verified: np.ndarray, verify_s: float, metrics: MetricSet,
 ) -> Measurement | Failure:
     """Check a decoded image and compute the metrics of one (image, quality)."""
     if decoded.shape != image.shape or decoded.dtype != np.uint8:
@@ -96,20 +143,13 @@ def _measure(
     pixels = image.shape[0] * image.shape[1]
     start = time.perf_counter()
     try:
-        try:
-            ssim = ms_ssim(image, decoded)
-            ssim_db = ms_ssim_db(ssim)
-        except ImageTooSmallError:
-            ssim = ssim_db = None
+        values = metrics.image_metrics(image, decoded)
         return Measurement(
             quality=float(quality),
             num_bytes=len(enc.data),
             bpp=len(enc.data) * 8.0 / pixels,
             bpp_estimated=None if enc.estimated_bits is None else enc.estimated_bits / pixels,
-            psnr_rgb=psnr(image, decoded),
-            psnr_y=psnr_y(image, decoded),
-            ms_ssim_rgb=ssim,
-            ms_ssim_db=ssim_db,
+            **values,
             encode_s=encode_s,
             decode_s=decode_s,
             roundtrip_ok=bool(np.array_equal(decoded, verified)),
@@ -130,7 +170,8 @@ def _timed(codec: Codec, fn, *args):
 
 
 def evaluate_ladder(
-    codec: Codec, image: np.ndarray, qualities: Sequence[float], *, keep_outputs: bool = False
+    codec: Codec, image: np.ndarray, qualities: Sequence[float], *, keep_outputs: bool = False,
+    metrics: MetricSet | None = None,
 ) -> Iterator[Measurement | Failure]:
     """Encode ``image`` at each quality, decode twice, and measure; one result per quality.
 
@@ -149,14 +190,15 @@ def evaluate_ladder(
         except Exception as exc:  # noqa: BLE001
             yield _failure(quality, "decode", exc)
             continue
-        m = _measure(codec, image, quality, enc, encode_s, decoded, decode_s, verified, verify_s)
+        m = _measure(codec, image, quality, enc, encode_s, decoded, decode_s, verified, verify_s,
+                     metrics or MetricSet())
         if keep_outputs and isinstance(m, Measurement):
             m.data, m.decoded = enc.data, decoded
         yield m
 
 
 def evaluate_batch(
-    codec: Codec, images: Sequence[np.ndarray], qualities: Sequence[float]
+    codec: Codec, images: Sequence[np.ndarray], qualities: Sequence[float], metrics: MetricSet | None = None
 ) -> list[list[Measurement | Failure]]:
     """Like :func:`evaluate_ladder` for several equal-shape images at once (GPU batching).
 
@@ -172,18 +214,18 @@ def evaluate_batch(
             verified, verify_s = _timed(codec, codec.decode_batch, [e.data for e in encoded])
         except Exception:  # noqa: BLE001 - retried image by image to find the culprit
             for i, image in enumerate(images):
-                out[i].extend(evaluate_ladder(codec, image, [q]))
+                out[i].extend(evaluate_ladder(codec, image, [q], metrics=metrics))
             continue
         n = len(images)
         for i, image in enumerate(images):
             out[i].append(_measure(codec, image, q, encoded[i], encode_s / n, decoded[i], decode_s / n,
-                                   verified[i], verify_s / n))
+                                   verified[i], verify_s / n, metrics or MetricSet()))
     return out
 
 
 def unit_rows(
     unit: "WorkUnit", codec: Codec, image: np.ndarray, run_id: str, timings: dict[str, float] | None = None,
-    measurements: Sequence[Measurement | Failure] | None = None,
+    measurements: Sequence[Measurement | Failure] | None = None, metrics: MetricSet | None = None,
 ) -> tuple[list[dict], list[dict]]:
     """Evaluate one work unit (or take its ``measurements``); return results and errors rows.
 
@@ -194,7 +236,7 @@ def unit_rows(
     key = {"dataset": unit.dataset, "image_id": unit.image_id, "codec": unit.codec}
     rows, errors = [], []
     if measurements is None:
-        measurements = list(evaluate_ladder(codec, image, unit.qualities))
+        measurements = list(evaluate_ladder(codec, image, unit.qualities, metrics=metrics))
     for m in measurements:
         if isinstance(m, Failure):
             errors.append(error_row(unit, m.stage, m.error_type, m.message, run_id, m.quality))
@@ -217,6 +259,7 @@ def unit_rows(
                 "psnr_y": m.psnr_y,
                 "ms_ssim_rgb": m.ms_ssim_rgb,
                 "ms_ssim_db": m.ms_ssim_db,
+                "lpips": m.lpips,
                 "encode_s": m.encode_s,
                 "decode_s": m.decode_s,
                 "device": codec.device,

@@ -22,6 +22,7 @@ RESULTS_SCHEMA = pa.schema(
         pa.field("psnr_y", pa.float64()),
         pa.field("ms_ssim_rgb", pa.float64()),  # null when the image is below MS-SSIM's minimum size
         pa.field("ms_ssim_db", pa.float64()),
+        pa.field("lpips", pa.float64()),  # AlexNet LPIPS v0.1; null unless --metrics asks for it
         pa.field("encode_s", pa.float64(), nullable=False),
         pa.field("decode_s", pa.float64(), nullable=False),
         pa.field("device", pa.string(), nullable=False),

@@ -73,7 +73,8 @@ def plan_shards(
     return shards
 
 
-def plan_digest(shards: Sequence[Shard]) -> str:
-    """A short hash of the whole plan, stored in the run folder to refuse mixing two plans."""
-    payload = json.dumps([[asdict(u) for u in s.units] for s in shards], sort_keys=True)
+def plan_digest(shards: Sequence[Shard], metrics: Sequence[str] = ()) -> str:
+    """A short hash of the whole plan (and the metrics computed), stored in the run folder to
+    refuse mixing two plans in one folder."""
+    payload = json.dumps([[[asdict(u) for u in s.units] for s in shards], sorted(metrics)], sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]

@@ -10,7 +10,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.utils.shared import Shared
 
 from rdbench.codecs import get_codec
-from rdbench.evaluate import error_row, evaluate_batch, unit_rows
+from rdbench.evaluate import DEFAULT_METRICS, MetricSet, error_row, evaluate_batch, unit_rows
 from rdbench.images import load_image
 from rdbench import runfolder
 from rdbench.workplan import Shard
@@ -31,8 +31,10 @@ class EvaluateShard(beam.DoFn):
     item; the shard still completes.
     """
 
-    def __init__(self, run_dir: str, run_id: str, device: str, batch_size: int = 1, threads: int = 0):
+    def __init__(self, run_dir: str, run_id: str, device: str, batch_size: int = 1, threads: int = 0,
+                 metrics: tuple[str, ...] = DEFAULT_METRICS):
         self.run_dir, self.run_id, self.device, self.batch_size = run_dir, run_id, device, batch_size
+        self.metric_names = metrics
         self.threads = threads  # torch threads per worker process; 0 = leave torch's default
         self._shared = Shared()
         self.items_ok = Metrics.counter(NAMESPACE, "items_ok")
@@ -47,6 +49,7 @@ class EvaluateShard(beam.DoFn):
 
             torch.set_num_threads(self.threads)
         self._codecs = self._shared.acquire(_CodecCache, tag=f"codecs-{self.device}")
+        self._metrics = MetricSet(self.metric_names, worker_device(self.device))
 
     def _codec(self, spec: str):
         if spec not in self._codecs:
@@ -82,10 +85,11 @@ class EvaluateShard(beam.DoFn):
                            for q in unit.qualities]
         for batch in batches(ready, self.batch_size):
             unit, codec, image = batch[0]
-            measured = (evaluate_batch(codec, [im for _, _, im in batch], unit.qualities) if len(batch) > 1
-                        else [None])
+            measured = (evaluate_batch(codec, [im for _, _, im in batch], unit.qualities, self._metrics)
+                        if len(batch) > 1 else [None])
             for (unit, codec, image), measurements in zip(batch, measured):
-                unit_ok, unit_errors = unit_rows(unit, codec, image, self.run_id, timings, measurements)
+                unit_ok, unit_errors = unit_rows(unit, codec, image, self.run_id, timings, measurements,
+                                                 self._metrics)
                 rows += unit_ok
                 errors += unit_errors
         start = time.perf_counter()

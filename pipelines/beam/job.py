@@ -30,6 +30,7 @@ class RunnerConfig:
     dask_address: str = ""
     batch_size: int = 1  # images per batch for batched (GPU) codecs
     device: str = "cpu"
+    metrics: tuple[str, ...] = ("psnr_rgb", "psnr_y", "ms_ssim_rgb")
 
 
 def default_num_workers(device: str = "cpu") -> int:
@@ -76,7 +77,7 @@ def pipeline_options(cfg: RunnerConfig) -> tuple[object, PipelineOptions]:
 def run_job(shards: Sequence[Shard], run_dir: str, run_id: str, device: str, cfg: RunnerConfig) -> dict[str, int]:
     """Evaluate ``shards`` into ``run_dir``; return the job's rdbench counters."""
     runner, options = pipeline_options(cfg)
-    evaluate = EvaluateShard(run_dir, run_id, device, cfg.batch_size, threads_per_worker(cfg))
+    evaluate = EvaluateShard(run_dir, run_id, device, cfg.batch_size, threads_per_worker(cfg), cfg.metrics)
     with beam.Pipeline(runner=runner, options=options) as p:
         (
             p

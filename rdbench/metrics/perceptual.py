@@ -120,6 +120,9 @@ class MetricWeights:
     #: Other places that may hold the same file (library caches), as a function (they depend on
     #: the environment at call time, e.g. $TORCH_HOME).
     library_copies: Callable[[], Sequence[Path | None]] = field(default=lambda: (), compare=False)
+    #: Environment variable naming a user-supplied file to use instead (not hash-checked: your
+    #: own or retrained weights, or test weights); worker processes inherit it.
+    override_env: str = ""
 
     @property
     def filename(self) -> str:
@@ -133,6 +136,12 @@ class MetricWeights:
         not the published file (a library cache's copy that is not is passed over, and named in
         the error if nothing else is found).
         """
+        override = os.environ.get(self.override_env) if self.override_env else None
+        if override:
+            if not Path(override).is_file():
+                raise MetricWeightsUnavailableError(
+                    f"{self.description}: {self.override_env}={override} is not a file")
+            return Path(override)
         local = self.remote.local_path(root)
         if local.is_file():
             verify_file(local, self.remote.sha256)
@@ -170,6 +179,7 @@ ALEXNET_WEIGHTS = MetricWeights(
     RemoteFile("https://download.pytorch.org/models/alexnet-owt-7be5be79.pth", "lpips",
                "7be5be791159472b1fbf3c69796f7cb30dca7ad8466c2df70058c37116cdee02"),
     lambda: (torch_hub_checkpoint("alexnet-owt-7be5be79.pth"),),
+    "RDBENCH_LPIPS_BACKBONE",
 )
 
 LPIPS_LINEAR_WEIGHTS = MetricWeights(
@@ -177,6 +187,7 @@ LPIPS_LINEAR_WEIGHTS = MetricWeights(
     RemoteFile("https://raw.githubusercontent.com/richzhang/PerceptualSimilarity/master/lpips/weights/v0.1/alex.pth",
                "lpips", "df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0"),
     lambda: (package_file("lpips", "weights/v0.1/alex.pth"),),
+    "RDBENCH_LPIPS_LINEAR",
 )
 
 INCEPTION_WEIGHTS = MetricWeights(
@@ -185,6 +196,7 @@ INCEPTION_WEIGHTS = MetricWeights(
         "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth",
         "fid"),
     lambda: (torch_hub_checkpoint("weights-inception-2015-12-05-6726825d.pth"),),
+    "RDBENCH_INCEPTION_WEIGHTS",
 )
 
 #: The weights files each metric that has any needs, by metric name (the ``--metrics`` names).

@@ -43,8 +43,9 @@ SUMMARY_COLUMNS = [
     "ms_ssim_db",
     "encode_s",
     "decode_s",
+    "lpips",  # extensions after the contract's columns: null unless --metrics asked for them
 ]
-MEAN_COLUMNS = ["bpp", "psnr_rgb", "psnr_y", "ms_ssim_rgb", "ms_ssim_db", "encode_s", "decode_s"]
+MEAN_COLUMNS = ["bpp", "psnr_rgb", "psnr_y", "ms_ssim_rgb", "ms_ssim_db", "lpips", "encode_s", "decode_s"]
 KEYS = ["dataset", "codec", "quality"]
 
 
