@@ -328,7 +328,7 @@ class CompressAIRecipe(Recipe):
         aux.step()
         row = {k: float(v.detach()) for k, v in terms.items()}
         row["psnr"] = 10 * math.log10(1 / max(row["mse"], 1e-12))
-        row["aux_loss"] = float(aux_loss)
+        row["aux_loss"] = float(aux_loss.detach())
         return row
 
     def _eval_one(self, model, x, cfg: TrainConfig, level: int | None) -> dict[str, float]:
