@@ -14,6 +14,9 @@ plain ``FactorizedPrior`` (:func:`fold`) and the coding path is CompressAI's own
 device handling, the versioned container).
 
 How it was trained (command, data, wall time, Kodak results): ``benchmarks/train_rdbench_small.py``.
+It is small and under-trained (2400 steps on a CPU): on Kodak it spends about 67 % more bits
+than JPEG at equal PSNR (47 % at equal MS-SSIM). It is there so that the training, packaging and
+benchmarking of a learned codec run end to end with real trained weights and no download.
 
 Parameters (``rdbench-small:key=value,...``):
 
