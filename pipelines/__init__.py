@@ -15,5 +15,6 @@ for _handler in set(_logging.getLogger().handlers) - set(_root_handlers):
 from pipelines.benchmark import EvaluateRun, ReportRun, RunBenchmark
 from pipelines.config import rdbench
 from pipelines.datasets import FetchDataset, PrepareDataset, PrepareDatasets
+from pipelines.training import TrainCodec
 
-__all__ = ["EvaluateRun", "FetchDataset", "PrepareDataset", "PrepareDatasets", "ReportRun", "RunBenchmark", "rdbench"]
+__all__ = ["EvaluateRun", "FetchDataset", "PrepareDataset", "PrepareDatasets", "ReportRun", "RunBenchmark", "TrainCodec", "rdbench"]
