@@ -228,3 +228,21 @@ def test_lpips_metric_through_the_pipeline(tmp_path, small_folder, monkeypatch):
     assert abs(rows.set_index("image_id").lpips["astronaut.png"] - expected) < 1e-9
     summary = pd.read_csv(tmp_path / "out" / "lp" / "summary.csv")
     assert summary.lpips.notna().all()
+
+
+def test_hific_checkpoint_in_the_published_layout_through_the_pipeline(tmp_path, photos):
+    """A synthetic checkpoint with the published key layout (a narrow variant: 16 latent channels,
+    one residual block, so the test stays light) runs through RunBenchmark with roundtrip_ok."""
+    from tests import hific_checkpoint as hc
+
+    hc.write_checkpoint(tmp_path / "hific_low.pt", "low", compact=True, latent_channels=16, n_residual_blocks=1)
+    folder = tmp_path / "img"
+    folder.mkdir()
+    Image.fromarray(photos["astronaut"][:64, :96]).save(folder / "a.png")
+    result = run_benchmark(datasets=[f"folder:{folder}"], codecs=[f"hific:checkpoint={tmp_path}/hific_{{quality}}.pt"],
+                           qualities={"hific": [1]}, output_root=str(tmp_path / "out"), run_name="hific",
+                           num_workers=1)
+    assert result.status.name == "SUCCESS", result.summary_text
+    rows = read_dir(tmp_path / "out" / "hific" / "results", RESULTS_SCHEMA)
+    assert len(rows) == 1 and rows.roundtrip_ok.all() and rows.bpp_estimated.notna().all()
+    assert (rows.num_bytes > 0).all()
