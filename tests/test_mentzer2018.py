@@ -175,3 +175,17 @@ def test_corrupt_streams_are_refused(codec):
         codec.decode(data[:-3])
     with pytest.raises(CodecError):
         codec.decode(b"JUNK" + data[4:])
+
+
+def test_calibration_and_context_fitting_lower_the_rate():
+    from rdbench.codecs.seeds.mentzer2018 import calibrate_batchnorm, fit_context_model, random_net
+
+    net = random_net(8, seed=3)
+    rs = np.random.RandomState(0)
+    calibrate_batchnorm(net, [torch.from_numpy(rs.uniform(0, 255, (2, 3, 32, 32)).astype(np.float32))])
+    assert all(torch.isfinite(m.running_var).all() for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    symbols = np.zeros((8, 12, 12), dtype=np.int64)  # a very predictable volume
+    symbols[:, ::2] = 1
+    volumes = [(symbols, np.full((12, 12), 8))]
+    losses = fit_context_model(net, volumes, 12, batch=2, crop=8, lr=1e-2)
+    assert np.isfinite(losses).all() and np.mean(losses[-3:]) < losses[0]
