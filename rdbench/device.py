@@ -34,3 +34,18 @@ def synchronize(device: str) -> None:
         import torch
 
         torch.cuda.synchronize(device)
+
+
+def prepare_device(device: str) -> str:
+    """Canonical torch device string; on CUDA, switch cuDNN to deterministic kernels.
+
+    Learned codecs decode every stream twice (the round-trip check) and must get the same
+    pixels both times; cuDNN's autotuned transposed convolutions do not guarantee that.
+    """
+    import torch
+
+    device = str(torch.device(device))
+    if device.startswith("cuda"):
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+    return device

@@ -58,6 +58,7 @@ from rdbench.codecs.weights import (
     sha256sum,
     weights_root,
 )
+from rdbench.device import prepare_device
 
 __all__ = [
     "ZOO",
@@ -275,13 +276,9 @@ class CompressAIZoo(Codec):
         """Run the analysis/synthesis transforms on ``device``; entropy coding stays on the CPU."""
         import torch
 
-        device = str(torch.device(device))
+        device = prepare_device(device)
         with self._lock:
             self.device = device
-            if device.startswith("cuda"):
-                # deterministic transposed convolutions: two decodes of a stream must agree
-                torch.backends.cudnn.deterministic = True
-                torch.backends.cudnn.benchmark = False
             for loaded in self._nets.values():
                 loaded.g_a, loaded.g_s = self._on_device(loaded.net)
         return self

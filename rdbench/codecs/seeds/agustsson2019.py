@@ -69,6 +69,7 @@ from torch import nn
 from rdbench.codecs import bitstream
 from rdbench.codecs.base import Codec, CodecError, CodecSpecError, Encoded, Param
 from rdbench.codecs.weights import CheckpointError, WeightsUnavailableError, load_state_dict, sha256sum
+from rdbench.device import prepare_device
 
 __all__ = ["Agustsson2019", "GenerativeCompressionNet", "fixed_rate_bpp", "encode_symbols", "decode_symbols"]
 
@@ -387,12 +388,9 @@ class Agustsson2019(Codec):
         return _Model(net, label, tag)
 
     def to(self, device: str) -> "Agustsson2019":
-        device = str(torch.device(device))
+        device = prepare_device(device)
         with self._lock:
             self.device = device
-            if device.startswith("cuda"):
-                torch.backends.cudnn.deterministic = True
-                torch.backends.cudnn.benchmark = False
             for m in self._models.values():
                 m.net.to(device)
         return self

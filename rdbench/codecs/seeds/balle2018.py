@@ -54,6 +54,7 @@ import numpy as np
 from rdbench.codecs import bitstream
 from rdbench.codecs.base import Codec, CodecError, CodecSpecError, Encoded, Param
 from rdbench.codecs.weights import CheckpointError, load_state_dict, sha256sum
+from rdbench.device import prepare_device
 
 __all__ = [
     "LAMBDAS",
@@ -293,13 +294,9 @@ class SeedCodec(Codec):
         """Run the analysis/synthesis transforms on ``device``; entropy coding stays on the CPU."""
         import torch
 
-        device = str(torch.device(device))
+        device = prepare_device(device)
         with self._lock:
             self.device = device
-            if device.startswith("cuda"):
-                # deterministic transposed convolutions: two decodes of a stream must agree
-                torch.backends.cudnn.deterministic = True
-                torch.backends.cudnn.benchmark = False
             for loaded in self._nets.values():
                 self._place(loaded)
         return self

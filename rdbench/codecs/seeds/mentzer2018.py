@@ -76,6 +76,7 @@ from rdbench.codecs import bitstream
 from rdbench.codecs.base import Codec, CodecError, CodecSpecError, Encoded, Param
 from rdbench.codecs.seeds import mentzer2018_coder as coder
 from rdbench.codecs.weights import load_state_dict, sha256sum
+from rdbench.device import prepare_device
 
 __all__ = ["CONFIGS", "Mentzer2018", "Mentzer2018Net", "ProbClass3D", "calibrate_batchnorm", "fit_context_model", "random_net"]
 
@@ -532,12 +533,9 @@ class Mentzer2018(Codec):
 
     def to(self, device: str) -> "Mentzer2018":
         """Run the analysis/synthesis transforms on ``device``; the context model and coder stay exact on the CPU."""
-        device = str(torch.device(device))
+        device = prepare_device(device)
         with self._lock:
             self.device = device
-            if device.startswith("cuda"):  # two decodes of a stream must give the same image
-                torch.backends.cudnn.deterministic = True
-                torch.backends.cudnn.benchmark = False
             for m in self._models.values():
                 _place(m.net, device)
         return self

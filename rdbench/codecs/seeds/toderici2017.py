@@ -77,6 +77,7 @@ from torch import nn
 from rdbench.codecs import bitstream
 from rdbench.codecs.base import Codec, CodecError, CodecSpecError, Encoded, Param
 from rdbench.codecs.weights import CheckpointError, WeightsUnavailableError, load_state_dict, sha256sum
+from rdbench.device import prepare_device
 
 __all__ = ["Toderici2017", "ResidualGRUNet", "ConvGRUCell", "depth_to_space", "tf_same_pad"]
 
@@ -447,12 +448,9 @@ class Toderici2017(Codec):
         return _Model(net, label, tag)
 
     def to(self, device: str) -> "Toderici2017":
-        device = str(torch.device(device))
+        device = prepare_device(device)
         with self._lock:
             self.device = device
-            if device.startswith("cuda"):
-                torch.backends.cudnn.deterministic = True
-                torch.backends.cudnn.benchmark = False
             for m in self._models.values():
                 m.net.to(device)
         return self
