@@ -12,9 +12,9 @@ import apache_beam  # noqa: E402,F401  (see below)
 for _handler in set(_logging.getLogger().handlers) - set(_root_handlers):
     _logging.getLogger().removeHandler(_handler)
 
-from pipelines.benchmark import EvaluateRun, ReportRun, RunBenchmark
+from pipelines.benchmark import ComputeSetMetrics, EvaluateRun, ReportRun, RunBenchmark
 from pipelines.config import rdbench
 from pipelines.datasets import FetchDataset, PrepareDataset, PrepareDatasets
 from pipelines.training import TrainCodec
 
-__all__ = ["EvaluateRun", "FetchDataset", "PrepareDataset", "PrepareDatasets", "ReportRun", "RunBenchmark", "TrainCodec", "rdbench"]
+__all__ = ["ComputeSetMetrics", "EvaluateRun", "FetchDataset", "PrepareDataset", "PrepareDatasets", "ReportRun", "RunBenchmark", "TrainCodec", "rdbench"]

@@ -4,7 +4,9 @@
 
 RunBenchmark → ReportRun (summary.csv, bd_rate.csv, plots, report.html)
              → EvaluateRun (the Beam job: one Parquet file per shard; run.json)
-             → PrepareDataset for every catalog dataset named in --datasets.
+               → PrepareDataset for every catalog dataset named in --datasets
+             → ComputeSetMetrics, when --metrics names fid or kid (a second Beam job:
+               set_metrics.csv from the features/ the first one wrote).
 
 EvaluateRun is complete when every shard of the plan is written; a re-run of an interrupted
 run evaluates only the missing shards. Parameters and files are the contracts of DESIGN.md.
@@ -25,7 +27,7 @@ import luigi
 from pipelines.config import rdbench as rdbench_config
 from rdbench import runfolder
 from rdbench.environment import environment_info
-from rdbench.evaluate import DEFAULT_METRICS, MetricSet
+from rdbench.evaluate import DEFAULT_METRICS, SET_METRICS, MetricSet
 from rdbench.workplan import auto_images_per_shard, plan_digest, plan_shards
 
 log = logging.getLogger("luigi-interface")
@@ -81,6 +83,18 @@ class BenchmarkParams(luigi.Task):
             root = os.path.abspath(root)
         return runfolder.join(root, self.resolved_run_name())
 
+    def wants_set_metrics(self) -> bool:
+        return bool(set(SET_METRICS) & set(self.metrics))
+
+    def runner_config(self, device: str):
+        from pipelines.beam.job import RunnerConfig
+
+        return RunnerConfig(self.runner, self.num_workers, tuple(self.beam_options.split()), self.dask_address,
+                            self.effective_batch_size(device), device, tuple(self.metrics))
+
+    def effective_batch_size(self, device: str) -> int:
+        return self.batch_size or (8 if device.startswith("cuda") else 1)
+
     def config_dict(self) -> dict:
         return {name: (list(v) if isinstance(v, tuple) else dict(v) if hasattr(v, "items") else v)
                 for name, v in self.param_kwargs.items()}
@@ -110,9 +124,6 @@ class EvaluateRun(BenchmarkParams, luigi.Task):
     def output(self):
         return RunFile(runfolder.join(self.run_dir(), "_EVALUATED"))
 
-    def effective_batch_size(self, device: str) -> int:
-        return self.batch_size or (8 if device.startswith("cuda") else 1)
-
     def plan(self, device: str = "cpu"):
         from rdbench.codecs import get_codec
         from rdbench.datasets import get_dataset
@@ -128,7 +139,7 @@ class EvaluateRun(BenchmarkParams, luigi.Task):
         return plan_shards(datasets, ladders, per_shard)
 
     def run(self):
-        from pipelines.beam.job import RunnerConfig, run_job
+        from pipelines.beam.job import run_job
         from rdbench.device import resolve_device
 
         run_dir, run_id = self.run_dir(), self.resolved_run_name()
@@ -156,8 +167,7 @@ class EvaluateRun(BenchmarkParams, luigi.Task):
         pending = [s for s in shards if s.name not in done]
         log.info("rdbench: %d shards planned, %d already complete, %d to evaluate in %s",
                  len(shards), len(shards) - len(pending), len(pending), run_dir)
-        cfg = RunnerConfig(self.runner, self.num_workers, tuple(self.beam_options.split()), self.dask_address,
-                           self.effective_batch_size(device), device, metrics)
+        cfg = self.runner_config(device)
         job_start = time.perf_counter()
         counters = self._run_with_progress(lambda: run_job(pending, run_dir, run_id, device, cfg),
                                            run_dir, len(shards))
@@ -217,10 +227,34 @@ class RunFile(luigi.Target):
         return runfolder.exists(self.path)
 
 
+class ComputeSetMetrics(BenchmarkParams, luigi.Task):
+    """FID and KID per (dataset, codec, quality): a Beam combine over the run's features/ files."""
+
+    def requires(self):
+        return self.clone(EvaluateRun)
+
+    def output(self):
+        from rdbench.reports.set_metrics import SET_METRICS_FILE
+
+        return RunFile(runfolder.join(self.run_dir(), SET_METRICS_FILE))
+
+    def run(self):
+        from pipelines.beam.set_metrics import run_set_metrics_job
+        from rdbench.device import resolve_device
+
+        _progress(self, 0, "combining patch features into FID/KID per set")
+        start = time.perf_counter()
+        run_set_metrics_job(self.run_dir(), self.runner_config(resolve_device(self.device)))
+        log.info("rdbench: set-level metrics written in %.1f s", time.perf_counter() - start)
+        _progress(self, 100, "set metrics written")
+
+
 class ReportRun(BenchmarkParams, luigi.Task):
     """Aggregate a run folder's rows into summary.csv, bd_rate.csv, plots/ and report.html."""
 
     def requires(self):
+        if self.wants_set_metrics():
+            return [self.clone(EvaluateRun), self.clone(ComputeSetMetrics)]
         return self.clone(EvaluateRun)
 
     def output(self):
@@ -230,7 +264,9 @@ class ReportRun(BenchmarkParams, luigi.Task):
         from rdbench.reports import build_report
 
         _progress(self, 0, "building report")
-        with runfolder.local_copy(self.run_dir()) as local:
+        from rdbench.reports.set_metrics import SET_METRICS_FILE
+
+        with runfolder.local_copy(self.run_dir(), ("results", "errors", "run.json", SET_METRICS_FILE)) as local:
             build_report([local], anchor=self.anchor, reference=list(self.reference))
         _progress(self, 100, "report written")
 

@@ -24,6 +24,7 @@ IMAGE_METRICS = ("psnr_rgb", "psnr_y", "ms_ssim_rgb", "lpips")
 SET_METRICS = ("fid", "kid")
 
 if TYPE_CHECKING:
+    from rdbench.metrics.shardfeatures import ShardFeatures
     from rdbench.workplan import WorkUnit
 
 __all__ = ["DEFAULT_METRICS", "MetricSet", "Measurement", "Failure", "evaluate_batch", "evaluate_ladder", "unit_rows", "error_row"]
@@ -45,6 +46,7 @@ class Measurement:
     decode_s: float
     roundtrip_ok: bool
     lpips: float | None = None
+    features: np.ndarray | None = field(default=None, repr=False)  # FID/KID patch features (set metrics)
     metrics_s: float = 0.0  # time spent computing PSNR/MS-SSIM (not a results column)
     verify_s: float = 0.0  # time of the second, verifying decode (not a results column)
     data: bytes = field(default=b"", repr=False)  # kept only with keep_outputs
@@ -65,7 +67,9 @@ class MetricSet:
     """Which metrics to compute; perceptual networks load lazily, once per process.
 
     Metrics not asked for are left null in the results. MS-SSIM is null for images below its
-    5-scale minimum and LPIPS for images below AlexNet's (PSNR is always defined).
+    5-scale minimum and LPIPS for images below AlexNet's (PSNR is always defined). The set-level
+    metrics (FID, KID) are not computed per image: :meth:`set_features` gives the patch features
+    they are later computed from.
     """
 
     def __init__(self, names: Sequence[str] = DEFAULT_METRICS, device: str = "cpu"):
@@ -78,6 +82,19 @@ class MetricSet:
 
     def __contains__(self, name: str) -> bool:
         return name in self.names
+
+    @property
+    def wants_set_features(self) -> bool:
+        """Whether a set-level metric (FID, KID) was asked for."""
+        return any(name in self for name in SET_METRICS)
+
+    def set_features(self, image: np.ndarray) -> np.ndarray | None:
+        """The (n, 2048) Inception features of ``image``'s FID/KID patches; None if not asked for."""
+        if not self.wants_set_features:
+            return None
+        from rdbench.metrics.setlevel import feature_extractor
+
+        return feature_extractor(self.device)(image)
 
     def image_metrics(self, image: np.ndarray, decoded: np.ndarray) -> dict[str, float | None]:
         out: dict[str, float | None] = dict.fromkeys(("psnr_rgb", "psnr_y", "ms_ssim_rgb", "ms_ssim_db", "lpips"))
@@ -144,12 +161,14 @@ def _measure(
     start = time.perf_counter()
     try:
         values = metrics.image_metrics(image, decoded)
+        features = metrics.set_features(decoded)
         return Measurement(
             quality=float(quality),
             num_bytes=len(enc.data),
             bpp=len(enc.data) * 8.0 / pixels,
             bpp_estimated=None if enc.estimated_bits is None else enc.estimated_bits / pixels,
             **values,
+            features=features,
             encode_s=encode_s,
             decode_s=decode_s,
             roundtrip_ok=bool(np.array_equal(decoded, verified)),
@@ -226,11 +245,13 @@ def evaluate_batch(
 def unit_rows(
     unit: "WorkUnit", codec: Codec, image: np.ndarray, run_id: str, timings: dict[str, float] | None = None,
     measurements: Sequence[Measurement | Failure] | None = None, metrics: MetricSet | None = None,
+    features: "ShardFeatures | None" = None,
 ) -> tuple[list[dict], list[dict]]:
     """Evaluate one work unit (or take its ``measurements``); return results and errors rows.
 
     ``timings``, when given, accumulates seconds spent per phase (encode, decode, verify,
-    metrics) for the run's time breakdown.
+    metrics) for the run's time breakdown. ``features``, when given, receives each successful
+    reconstruction's FID/KID patch features (its original's must already be there).
     """
     height, width = image.shape[:2]
     key = {"dataset": unit.dataset, "image_id": unit.image_id, "codec": unit.codec}
@@ -245,6 +266,8 @@ def unit_rows(
             for phase, seconds in (("encode", m.encode_s), ("decode", m.decode_s), ("verify", m.verify_s),
                                    ("metrics", m.metrics_s)):
                 timings[phase] = timings.get(phase, 0.0) + seconds
+        if features is not None and m.features is not None:
+            features.add_reconstruction(unit.dataset, unit.image_id, unit.codec, m.quality, m.features)
         rows.append(
             {
                 **key,

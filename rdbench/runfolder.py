@@ -28,9 +28,11 @@ __all__ = [
     "count_rows",
     "completed_shards",
     "exists",
+    "feature_files",
     "is_local",
     "join",
     "local_copy",
+    "read_bytes",
     "read_json",
     "shard_results_path",
     "worker_id",
@@ -95,12 +97,16 @@ def shard_results_path(run_dir: str, shard_name: str) -> str:
     return join(run_dir, "results", f"{shard_name}.parquet")
 
 
-def write_shard(run_dir: str, shard_name: str, rows: Sequence[dict], errors: Sequence[dict]) -> None:
-    """Write one shard: errors first, then results, which marks the shard complete.
+def write_shard(run_dir: str, shard_name: str, rows: Sequence[dict], errors: Sequence[dict],
+                features: bytes | None = None) -> None:
+    """Write one shard: features (if any), errors, then results, which marks the shard complete.
 
-    A run killed between the two writes redoes the shard and overwrites the same errors
-    file, so nothing is doubled.
+    A run killed between the writes redoes the shard and overwrites the same features and
+    errors files, so nothing is doubled. ``features``: the shard's FID/KID patch features
+    (:mod:`rdbench.metrics.shardfeatures`), when the run computes set-level metrics.
     """
+    if features is not None:
+        write_bytes_atomic(join(run_dir, "features", f"{shard_name}.npz"), features)
     errors_path = join(run_dir, "errors", f"{shard_name}.parquet")
     if errors:
         write_bytes_atomic(errors_path, _parquet_bytes(errors, ERRORS_SCHEMA))
@@ -110,12 +116,24 @@ def write_shard(run_dir: str, shard_name: str, rows: Sequence[dict], errors: Seq
     write_bytes_atomic(shard_results_path(run_dir, shard_name), _parquet_bytes(rows, RESULTS_SCHEMA))
 
 
-def _shard_files(run_dir: str, kind: str) -> list[str]:
-    """Shard files of ``results`` or ``errors`` (temporary files excluded), as fs paths."""
+def _shard_files(run_dir: str, kind: str, suffix: str = ".parquet") -> list[str]:
+    """Shard files of ``results``, ``errors`` or ``features`` (temporary files excluded), as fs paths."""
     fs, p = _fs(join(run_dir, kind))
     if not fs.exists(p):
         return []
-    return sorted(f for f in fs.glob(f"{p}/shard-*.parquet") if not f.rsplit("/", 1)[-1].startswith("."))
+    return sorted(f for f in fs.glob(f"{p}/shard-*{suffix}") if not f.rsplit("/", 1)[-1].startswith("."))
+
+
+def feature_files(run_dir: str) -> list[str]:
+    """URLs (or local paths) of the run's ``features/<shard>.npz`` files, in shard order."""
+    fs, _ = _fs(run_dir)
+    return [fs.unstrip_protocol(f) if "://" in run_dir else f for f in _shard_files(run_dir, "features", ".npz")]
+
+
+def read_bytes(path: str) -> bytes:
+    fs, p = _fs(path)
+    with fs.open(p, "rb") as f:
+        return f.read()
 
 
 def completed_shards(run_dir: str) -> set[str]:

@@ -38,3 +38,25 @@ def kodak_dir() -> Path:
     if not (path / "kodim01.png").is_file():
         pytest.skip(f"real Kodak images not found at {path}")
     return path
+
+
+@pytest.fixture(scope="session")
+def inception_weights(tmp_path_factory) -> Path:
+    """torch-fidelity's Inception-v3 (the real architecture) with random weights, in a file.
+
+    He-normal convolutions (with the batch norms at their identity statistics) keep the
+    activations' scale through the depth, so the 2048-d features are well scaled, not vanishing.
+    """
+    import torch
+    torchvision = pytest.importorskip("torchvision")
+    torch.manual_seed(1)
+    net = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=False)
+    for module in net.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+    state = dict(net.state_dict())
+    state["fc.weight"] = torch.randn(1008, 2048) * 0.01  # torch-fidelity's graph has 1008 classes
+    state["fc.bias"] = torch.zeros(1008)
+    path = tmp_path_factory.mktemp("inception-random") / "inception.pth"
+    torch.save(state, path)
+    return path

@@ -192,27 +192,6 @@ def test_patch_grid_and_its_half_shifted_copy(height, width, count):
         assert (128, 128) in origins
 
 
-@pytest.fixture(scope="session")
-def inception_weights(tmp_path_factory) -> Path:
-    """torch-fidelity's Inception-v3 (the real architecture) with random weights, in a file.
-
-    He-normal convolutions (with the batch norms at their identity statistics) keep the
-    activations' scale through the depth, so the 2048-d features are well scaled, not vanishing.
-    """
-    torchvision = pytest.importorskip("torchvision")
-    torch.manual_seed(1)
-    net = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=False)
-    for module in net.modules():
-        if isinstance(module, torch.nn.Conv2d):
-            torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
-    state = dict(net.state_dict())
-    state["fc.weight"] = torch.randn(1008, 2048) * 0.01  # torch-fidelity's graph has 1008 classes
-    state["fc.bias"] = torch.zeros(1008)
-    path = tmp_path_factory.mktemp("inception-random") / "inception.pth"
-    torch.save(state, path)
-    return path
-
-
 def test_features_are_torch_fidelitys_pool3_of_the_patches(inception_weights, photos):
     extractor = FeatureExtractor("cpu", weights=inception_weights)
     # The network is torch-fidelity's FeatureExtractorInceptionV3 holding exactly the file's weights.

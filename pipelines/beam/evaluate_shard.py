@@ -12,6 +12,7 @@ from apache_beam.utils.shared import Shared
 from rdbench.codecs import get_codec
 from rdbench.evaluate import DEFAULT_METRICS, MetricSet, error_row, evaluate_batch, unit_rows
 from rdbench.images import load_image
+from rdbench.metrics.shardfeatures import ShardFeatures
 from rdbench import runfolder
 from rdbench.workplan import Shard
 
@@ -62,20 +63,18 @@ class EvaluateShard(beam.DoFn):
             return
         timings: dict[str, float] = {}
         rows, errors = [], []
+        # FID/KID patch features of the originals and reconstructions, when the run wants them.
+        features = ShardFeatures() if self._metrics.wants_set_features else None
         ready = []  # (unit, codec, image) for the units whose image and codec loaded
-        images = {}  # path -> array or the load error, within this shard
+        images = {}  # (dataset, path) -> array or the error that stopped it, within this shard
         for unit in shard.units:
-            if unit.path not in images:
-                start = time.perf_counter()
-                try:
-                    images[unit.path] = load_image(unit.path)
-                    self.images_loaded.inc()
-                except Exception as exc:  # noqa: BLE001 - every load failure is an errors row
-                    images[unit.path] = exc
-                timings["load"] = timings.get("load", 0.0) + time.perf_counter() - start
-            image = images[unit.path]
+            if (unit.dataset, unit.path) not in images:
+                images[(unit.dataset, unit.path)] = self._load(unit, features, timings)
+            image = images[(unit.dataset, unit.path)]
             if isinstance(image, Exception):
-                errors += [error_row(unit, "load", type(image).__name__, str(image), self.run_id, q)
+                stage = "metrics" if isinstance(image, _FeaturesError) else "load"
+                error_type = type(image.__cause__ if stage == "metrics" else image).__name__
+                errors += [error_row(unit, stage, error_type, str(image), self.run_id, q)
                            for q in unit.qualities]
                 continue
             try:
@@ -89,11 +88,12 @@ class EvaluateShard(beam.DoFn):
                         if len(batch) > 1 else [None])
             for (unit, codec, image), measurements in zip(batch, measured):
                 unit_ok, unit_errors = unit_rows(unit, codec, image, self.run_id, timings, measurements,
-                                                 self._metrics)
+                                                 self._metrics, features)
                 rows += unit_ok
                 errors += unit_errors
         start = time.perf_counter()
-        runfolder.write_shard(self.run_dir, shard.name, rows, errors)
+        runfolder.write_shard(self.run_dir, shard.name, rows, errors,
+                              None if features is None else features.to_bytes())
         timings["write"] = time.perf_counter() - start
         for phase, seconds in timings.items():  # Beam counters are integers: milliseconds
             Metrics.counter(NAMESPACE, f"time_{phase}_ms").inc(int(round(seconds * 1000)))
@@ -103,6 +103,33 @@ class EvaluateShard(beam.DoFn):
             Metrics.counter(NAMESPACE, f"errors_{e['stage']}").inc()
         self.shards_written.inc()
         yield shard.name, len(rows), len(errors)
+
+
+    def _load(self, unit, features: ShardFeatures | None, timings: dict[str, float]):
+        """The unit's image (and, for FID/KID, its patch features), or the exception that stopped it."""
+        start = time.perf_counter()
+        try:
+            image = load_image(unit.path)
+            self.images_loaded.inc()
+        except Exception as exc:  # noqa: BLE001 - every load failure is an errors row
+            return exc
+        finally:
+            timings["load"] = timings.get("load", 0.0) + time.perf_counter() - start
+        if features is not None:
+            start = time.perf_counter()
+            try:
+                features.add_original(unit.dataset, unit.image_id, self._metrics.set_features(image))
+            except Exception as exc:  # noqa: BLE001 - the image's items fail at the metrics stage
+                error = _FeaturesError(f"{unit.path}: FID/KID features of the original failed: {exc}")
+                error.__cause__ = exc
+                return error
+            finally:
+                timings["metrics"] = timings.get("metrics", 0.0) + time.perf_counter() - start
+        return image
+
+
+class _FeaturesError(Exception):
+    """The original image's FID/KID features could not be computed (its items fail as ``metrics``)."""
 
 
 def batches(ready: list, batch_size: int) -> list[list]:

@@ -41,7 +41,7 @@ def build_report(
 
     data = load_runs(run_dirs)
     out_dir.mkdir(parents=True, exist_ok=True)
-    summary = write_summary(data.results, data.errors, out_dir / "summary.csv")
+    summary = write_summary(data.results, data.errors, out_dir / "summary.csv", data.set_metrics)
     bd = write_bd_rate(summary, out_dir / "bd_rate.csv", anchor=anchor)
     plots = make_plots(summary, out_dir / "plots", selection)
 

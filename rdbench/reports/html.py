@@ -40,11 +40,13 @@ nav a { margin-right: 1em; }
 """
 
 # How each known column is formatted: number of decimals ("g" = significant digits for times).
+#: Summary columns left out of the HTML table when the run did not compute them.
+OPTIONAL_COLUMNS = ("lpips", "fid", "kid")
 FORMATS = {
     "quality": "q",
     "bpp": 4, "bpp_estimated": 4, "bpp_min": 4, "bpp_max": 4,
     "psnr_rgb": 3, "psnr_rgb_pooled": 3, "psnr_y": 3, "ms_ssim_db": 3,
-    "ms_ssim_rgb": 5,
+    "ms_ssim_rgb": 5, "lpips": 4, "fid": 3, "kid": "g",
     "encode_s": "g", "decode_s": "g",
     "bd_rate_percent": 2, "bd_metric": 3,
     "delta_psnr": 3,
@@ -162,7 +164,8 @@ def _data_uri_png(path: Path) -> str:
 
 
 def plots_section(plots: Mapping[str, Mapping[str, Sequence[Path]]], out_dir: Path) -> str:
-    titles = {"psnr_rgb": "Rate–PSNR (RGB)", "ms_ssim_db": "Rate–MS-SSIM (dB)", "time": "Encode/decode time"}
+    titles = {"psnr_rgb": "Rate–PSNR (RGB)", "ms_ssim_db": "Rate–MS-SSIM (dB)", "lpips": "Rate–LPIPS",
+              "fid": "Rate–FID", "kid": "Rate–KID", "time": "Encode/decode time"}
     out = ['<h2 id="plots">Plots</h2>']
     if not plots:
         out.append('<p class="note">No results, so no plots.</p>')
@@ -255,7 +258,16 @@ def render_report(
         "except psnr_rgb_pooled: the PSNR of the squared error summed over the set. bpp counts the whole "
         "bitstream. Times are seconds per image. Also in summary.csv.</p>"
     )
-    parts.append(html_table(summary, "summary-table") if len(summary) else '<p id="summary-table">No results.</p>')
+    if len(summary) and summary.get("fid", pd.Series(dtype=float)).notna().any():
+        parts.append(
+            '<p class="note">fid, kid: set-level, over the 256×256 patches of every reconstruction of the '
+            "(dataset, codec, quality) and of the originals (an aligned grid plus one shifted by half a "
+            "patch; images below 256 px have none). Patch counts are in set_metrics.csv.</p>"
+        )
+    # Optional metrics the run did not compute would only be empty columns.
+    shown = [c for c in summary.columns if c not in OPTIONAL_COLUMNS or summary[c].notna().any()]
+    parts.append(html_table(summary, "summary-table", shown) if len(summary) else
+                 '<p id="summary-table">No results.</p>')
 
     parts.append('<h2 id="bd-rate">BD-rate</h2>')
     parts.append(

@@ -5,6 +5,8 @@ Per dataset, into ``<out>/plots/``:
 * ``rd_psnr_rgb_<dataset>.png/.svg`` and ``rd_ms_ssim_db_<dataset>.png/.svg``: one line per codec
   spec with markers; classical codecs dashed, learned codecs solid; optional published reference
   curves in grey (reference MS-SSIM is converted to dB for the dB plot).
+* ``rd_lpips_<dataset>``, ``rd_fid_<dataset>``, ``rd_kid_<dataset>``: rate–perception plots (lower is
+  better), drawn only when the run computed that metric (``--metrics``).
 * ``time_<dataset>.png/.svg``: mean encode and decode time per image versus bpp, log-log.
 
 ``<dataset>`` is the dataset name when it only holds letters, digits, ``.``, ``_`` and ``-``;
@@ -29,6 +31,12 @@ CLASSICAL_CODECS = frozenset({"jpeg", "webp", "jpeg2000", "avif", "heic", "jpegx
 RD_METRICS = {
     "psnr_rgb": "PSNR (RGB) [dB]",
     "ms_ssim_db": "MS-SSIM (RGB) [dB]  = −10·log10(1 − MS-SSIM)",
+}
+#: Rate–perception plots (lower is better), drawn when the summary has values for the metric.
+PERCEPTION_METRICS = {
+    "lpips": "LPIPS (AlexNet, v0.1), mean per image",
+    "fid": "FID/256 (patches) of the set",
+    "kid": "KID/256 (patches) of the set",
 }
 FIGSIZE = (7.0, 4.4)  # inches; fits a paper column pair at 100 %
 DPI = 150
@@ -125,8 +133,9 @@ def plot_rd(
     styles: dict[str, dict] | None = None,
 ) -> list[Path]:
     """One R-D plot (PNG and SVG) of ``metric`` for ``dataset``; returns the files written."""
-    if metric not in RD_METRICS:
-        raise ValueError(f"unknown metric {metric!r}; expected one of {sorted(RD_METRICS)}")
+    labels = RD_METRICS | PERCEPTION_METRICS
+    if metric not in labels:
+        raise ValueError(f"unknown metric {metric!r}; expected one of {sorted(labels)}")
     data = summary[(summary["dataset"].astype(str) == str(dataset)) & (summary["n_images"] > 0)]
     styles = styles or codec_styles(data["codec"].unique())
     fig, (ax,) = _new_figure()
@@ -145,7 +154,7 @@ def plot_rd(
 
     ref = load_reference(dataset, reference)
     greys = ("0.35", "0.55", "0.7")
-    for i, (method, curve) in enumerate(ref.groupby("method", sort=True)):
+    for i, (method, curve) in enumerate(ref.groupby("method", sort=True) if metric in ref else ()):
         curve = curve.sort_values("bpp")
         ok = np.isfinite(curve["bpp"]) & np.isfinite(curve[metric])
         if not ok.any():
@@ -164,7 +173,7 @@ def plot_rd(
     if n_entries == 0:
         ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center", color="0.4")
     ax.set_xlabel("Rate [bits per pixel]")
-    ax.set_ylabel(RD_METRICS[metric])
+    ax.set_ylabel(labels[metric])
     n_images = int(data["n_images"].max()) if len(data) else 0
     ax.set_title(f"{dataset} — {n_images} image{'s' if n_images != 1 else ''}", fontsize="medium")
     ax.grid(True, which="major", alpha=0.35)
@@ -219,7 +228,7 @@ def make_plots(
     out_dir: str | Path,
     reference: Sequence[str] | str | None = (),
 ) -> dict[str, dict[str, list[Path]]]:
-    """All plots of all datasets into ``out_dir``: {dataset: {"psnr_rgb"|"ms_ssim_db"|"time": [png, svg]}}."""
+    """All plots of all datasets into ``out_dir``: {dataset: {"psnr_rgb"|"ms_ssim_db"|…|"time": [png, svg]}}."""
     out_dir = Path(out_dir)
     styles = codec_styles(summary["codec"].astype(str).unique()) if len(summary) else {}
     written: dict[str, dict[str, list[Path]]] = {}
@@ -227,6 +236,10 @@ def make_plots(
         entry = {}
         for metric in RD_METRICS:
             entry[metric] = plot_rd(summary, dataset, metric, out_dir, reference, styles)
+        rows = summary[summary["dataset"].astype(str) == dataset]
+        for metric in PERCEPTION_METRICS:
+            if metric in rows and np.isfinite(rows[metric].to_numpy(dtype=float)).any():
+                entry[metric] = plot_rd(summary, dataset, metric, out_dir, reference, styles)
         entry["time"] = plot_times(summary, dataset, out_dir, styles)
         written[dataset] = entry
     return written

@@ -3,7 +3,9 @@
 Several run folders can be merged (e.g. a classical run and a learned run): their rows are
 concatenated. Should two folders hold a result for the same (dataset, image_id, codec, quality),
 the one from the folder listed last wins, so re-running a part of a benchmark into a new folder and
-listing it after the old one replaces the old numbers instead of counting the image twice.
+listing it after the old one replaces the old numbers instead of counting the image twice. The
+set-level metrics (``set_metrics.csv``: FID, KID) are per run and cannot be pooled across runs: a
+(dataset, codec, quality) present in several folders takes the values of the folder listed last.
 """
 from __future__ import annotations
 
@@ -17,6 +19,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rdbench.schema import ERRORS_SCHEMA, RESULTS_SCHEMA
+
+from .set_metrics import KEYS as SET_KEYS
+from .set_metrics import SET_METRICS_FILE, read_set_metrics, set_metrics_table
 
 RESULT_KEY = ["dataset", "image_id", "codec", "quality"]
 
@@ -42,6 +47,7 @@ class RunData:
     errors: pd.DataFrame
     runs: list[RunInfo]
     n_duplicates_dropped: int = 0
+    set_metrics: pd.DataFrame = field(default_factory=lambda: set_metrics_table([]))
 
 
 def _conform(table: pa.Table, schema: pa.Schema, source: Path) -> pa.Table:
@@ -88,15 +94,18 @@ def load_runs(run_dirs: Iterable[str | Path]) -> RunData:
     run_dirs = [Path(d) for d in run_dirs]
     if not run_dirs:
         raise ValueError("no run folder given")
-    results, errors, runs = [], [], []
+    results, errors, set_metrics, runs = [], [], [], []
     for run_dir in run_dirs:
         if not run_dir.is_dir():
             raise FileNotFoundError(f"run folder not found: {run_dir}")
         results.append(read_parquet_folder(run_dir / "results", RESULTS_SCHEMA))
         errors.append(read_parquet_folder(run_dir / "errors", ERRORS_SCHEMA))
+        set_metrics.append(read_set_metrics(run_dir / SET_METRICS_FILE))
         runs.append(read_run_json(run_dir))
     res = pd.concat(results, ignore_index=True) if len(results) > 1 else results[0]
     err = pd.concat(errors, ignore_index=True) if len(errors) > 1 else errors[0]
+    sets = pd.concat(set_metrics, ignore_index=True) if len(set_metrics) > 1 else set_metrics[0]
+    sets = sets.drop_duplicates(subset=SET_KEYS, keep="last").reset_index(drop=True)
     n_before = len(res)
     res = res.drop_duplicates(subset=RESULT_KEY, keep="last").reset_index(drop=True)
-    return RunData(res, err, runs, n_before - len(res))
+    return RunData(res, err, runs, n_before - len(res), sets)

@@ -21,6 +21,9 @@ Columns (a contract, see DESIGN.md)::
   that dataset, because that image is missing from every point of the curve. A (dataset, codec,
   quality) that only has errors still gets a row (``n_images`` 0, empty means); a codec that only has
   null-quality errors in a dataset gets one row with an empty quality.
+* Extensions after the contract's columns: ``lpips`` (mean per-image LPIPS), and ``fid``, ``kid``,
+  the set-level metrics of the (dataset, codec, quality) from ``set_metrics.csv`` (empty unless the
+  run's ``--metrics`` asked for them).
 """
 from __future__ import annotations
 
@@ -44,7 +47,10 @@ SUMMARY_COLUMNS = [
     "encode_s",
     "decode_s",
     "lpips",  # extensions after the contract's columns: null unless --metrics asked for them
+    "fid",
+    "kid",
 ]
+SET_COLUMNS = ["fid", "kid"]  # from set_metrics.csv, not means over images
 MEAN_COLUMNS = ["bpp", "psnr_rgb", "psnr_y", "ms_ssim_rgb", "ms_ssim_db", "lpips", "encode_s", "decode_s"]
 KEYS = ["dataset", "codec", "quality"]
 
@@ -74,8 +80,10 @@ def pooled_psnr(psnr, height, width, peak: float = 255.0) -> float:
     return float(10.0 * np.log10(peak**2 / (sse / n)))
 
 
-def summarize(results: pd.DataFrame, errors: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The summary table (see the module docstring) from RESULTS_SCHEMA and ERRORS_SCHEMA rows."""
+def summarize(results: pd.DataFrame, errors: pd.DataFrame | None = None,
+              set_metrics: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The summary table (see the module docstring) from RESULTS_SCHEMA and ERRORS_SCHEMA rows,
+    and the set-level metrics of ``set_metrics.csv`` when there are any."""
     if errors is None:
         errors = pd.DataFrame(columns=KEYS)
 
@@ -120,7 +128,12 @@ def summarize(results: pd.DataFrame, errors: pd.DataFrame | None = None) -> pd.D
 
     table["n_errors"] = [count_errors(r) for r in table.itertuples(index=False)]
     table["n_errors"] = table["n_errors"].astype("int64")
-    for c in MEAN_COLUMNS + ["psnr_rgb_pooled"]:
+    if set_metrics is not None and len(set_metrics):
+        sets = set_metrics[KEYS + SET_COLUMNS].astype({"quality": "float64"})
+        table = table.merge(sets, on=KEYS, how="left")
+    else:
+        table[SET_COLUMNS] = np.nan
+    for c in MEAN_COLUMNS + ["psnr_rgb_pooled"] + SET_COLUMNS:
         table[c] = table[c].astype("float64")
     return table[SUMMARY_COLUMNS]
 
@@ -138,9 +151,10 @@ def _dtype(column: str) -> str:
     return "float64"
 
 
-def write_summary(results: pd.DataFrame, errors: pd.DataFrame | None, path: str | Path) -> pd.DataFrame:
+def write_summary(results: pd.DataFrame, errors: pd.DataFrame | None, path: str | Path,
+                  set_metrics: pd.DataFrame | None = None) -> pd.DataFrame:
     """Compute the summary and write it as CSV to ``path``; returns the table."""
-    table = summarize(results, errors)
+    table = summarize(results, errors, set_metrics)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(path, index=False)
