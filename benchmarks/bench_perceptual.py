@@ -64,6 +64,9 @@ def random_weights(folder: Path) -> dict[str, Path]:
     torch.save({f"lin{i}.model.1.weight": torch.rand(1, c, 1, 1) * 0.2
                 for i, c in enumerate((64, 192, 384, 256, 256))}, folder / "alex_v0.1.pth")
     inception = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=False)
+    for module in inception.modules():  # He-normal: well-scaled (not vanishing) 2048-d features
+        if isinstance(module, torch.nn.Conv2d):
+            torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
     state = dict(inception.state_dict())
     state["fc.weight"] = torch.randn(1008, 2048) * 0.01
     state["fc.bias"] = torch.zeros(1008)
