@@ -60,3 +60,40 @@ def inception_weights(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("inception-random") / "inception.pth"
     torch.save(state, path)
     return path
+
+
+@pytest.fixture(scope="session")
+def lpips_reference(tmp_path_factory):
+    """The lpips package's LPIPS (AlexNet, v0.1) with random trunk and linear weights, and the
+    same weights saved as rdbench reads them (torchvision AlexNet layout; lpips layout)."""
+    import warnings
+
+    import torch
+
+    lpips = pytest.importorskip("lpips")
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference = lpips.LPIPS(net="alex", pretrained=False, pnet_rand=True, verbose=False).eval()
+    with torch.no_grad():  # non-negative, like the published linear weights
+        for lin in reference.lins:
+            lin.model[-1].weight.uniform_(0.0, 0.2)
+    # The trunk's slices keep torchvision's layer indices: net.slice2.3.weight is features.3.weight.
+    backbone = {f"features.{k.split('.', 1)[1]}": v for k, v in reference.net.state_dict().items()}
+    linear = {k: v for k, v in reference.state_dict().items() if k.startswith("lin") and not k.startswith("lins.")}
+    assert sorted(linear) == [f"lin{i}.model.1.weight" for i in range(5)]
+    folder = tmp_path_factory.mktemp("lpips-random")
+    torch.save(backbone, folder / "alexnet.pth")
+    torch.save(linear, folder / "alex_v0.1.pth")
+    return reference, folder / "alexnet.pth", folder / "alex_v0.1.pth"
+
+
+def reference_lpips(model, a: np.ndarray, b: np.ndarray) -> float:
+    """The lpips package's own value for uint8 images ``a``, ``b`` (inputs scaled as lpips.im2tensor)."""
+    import torch
+
+    def tensor(x):
+        return torch.from_numpy(x.astype(np.float64) / 127.5 - 1.0).permute(2, 0, 1)[None].float()
+
+    with torch.no_grad():
+        return float(model(tensor(a), tensor(b)).item())

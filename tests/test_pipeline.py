@@ -196,38 +196,31 @@ def test_batched_codec_path_runs_on_cpu_like_the_gpu_path(tmp_path, photos):
     assert merged.empty, merged  # batching changes no number
 
 
-def test_lpips_metric_through_the_pipeline(tmp_path, small_folder, monkeypatch):
-    """--metrics adds LPIPS per image; weights come from the weights root (made by the test)."""
-    import torch
-    from torchvision.models import alexnet
+def test_lpips_metric_through_the_pipeline_equals_the_lpips_package(tmp_path, small_folder, monkeypatch,
+                                                                    lpips_reference):
+    """--metrics adds LPIPS per image, computed on 2 workers; with user-supplied weights files (random
+    weights the test made) every value equals the lpips package's own on the same images."""
+    from rdbench.codecs import get_codec
+    from rdbench.images import load_image
+    from tests.conftest import reference_lpips
 
-    from rdbench.metrics import perceptual
-
-    root = tmp_path / "weights"
-    (root / "lpips").mkdir(parents=True)
-    torch.manual_seed(0)
-    backbone, linear = root / "lpips" / "backbone.pth", root / "lpips" / "linear.pth"
-    torch.save(alexnet().state_dict(), backbone)
-    torch.save({f"lin{i}.model.1.weight": torch.rand(1, c, 1, 1)
-                for i, c in enumerate((64, 192, 384, 256, 256))}, linear)
-    reference = perceptual.LpipsMetric("cpu", backbone=backbone, linear=linear)
-    # User-supplied weights files, as a user with retrained LPIPS weights would give them.
+    model, backbone, linear = lpips_reference
     monkeypatch.setenv("RDBENCH_LPIPS_BACKBONE", str(backbone))
     monkeypatch.setenv("RDBENCH_LPIPS_LINEAR", str(linear))
-    result = run_benchmark(datasets=[f"folder:{small_folder}"], codecs=["jpeg"], qualities={"jpeg": [30]},
+    result = run_benchmark(datasets=[f"folder:{small_folder}"], codecs=["jpeg"], qualities={"jpeg": [30, 70]},
                            metrics=["psnr_rgb", "lpips"], output_root=str(tmp_path / "out"), run_name="lp",
                            num_workers=2, images_per_shard=1)
     assert result.status.name == "SUCCESS", result.summary_text
     rows = read_dir(tmp_path / "out" / "lp" / "results", RESULTS_SCHEMA)
-    assert rows.lpips.notna().all() and rows.ms_ssim_rgb.isna().all() and rows.psnr_y.isna().all()
-    from rdbench.codecs import get_codec
-    from rdbench.images import load_image
-
-    image = load_image(small_folder / "astronaut.png")
-    expected = reference(image, get_codec("jpeg").decode(get_codec("jpeg").encode(image, 30)))
-    assert abs(rows.set_index("image_id").lpips["astronaut.png"] - expected) < 1e-9
+    assert len(rows) == 6 and rows.ms_ssim_rgb.isna().all() and rows.psnr_y.isna().all()
+    jpeg = get_codec("jpeg")
+    for row in rows.itertuples():
+        image = load_image(small_folder / row.image_id)
+        expected = reference_lpips(model, image, jpeg.decode(jpeg.encode(image, row.quality)))
+        assert abs(row.lpips - expected) < 1e-6, (row.image_id, row.quality, row.lpips, expected)
     summary = pd.read_csv(tmp_path / "out" / "lp" / "summary.csv")
     assert summary.lpips.notna().all()
+    assert summary.sort_values("quality").lpips.is_monotonic_decreasing  # more bits, closer
 
 
 def test_fid_and_kid_through_the_pipeline_equal_torch_fidelity(tmp_path, photos, inception_weights, monkeypatch):
