@@ -34,9 +34,9 @@ RD_METRICS = {
 }
 #: Rate–perception plots (lower is better), drawn when the summary has values for the metric.
 PERCEPTION_METRICS = {
-    "lpips": "LPIPS (AlexNet, v0.1), mean per image",
-    "fid": "FID/256 (patches) of the set",
-    "kid": "KID/256 (patches) of the set",
+    "lpips": "LPIPS (AlexNet v0.1), mean — lower is better",
+    "fid": "FID/256 of the set — lower is better",
+    "kid": "KID/256 of the set — lower is better",
 }
 FIGSIZE = (7.0, 4.4)  # inches; fits a paper column pair at 100 %
 DPI = 150
