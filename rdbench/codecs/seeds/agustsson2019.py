@@ -53,12 +53,8 @@ Parameters (``agustsson2019:key=value,...``):
 """
 from __future__ import annotations
 
-import hashlib
 import math
-import threading
-from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -67,9 +63,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from rdbench.codecs import bitstream
-from rdbench.codecs.base import Codec, CodecError, CodecSpecError, Encoded, Param
-from rdbench.codecs.weights import CheckpointError, WeightsUnavailableError, load_state_dict, sha256sum
-from rdbench.device import prepare_device
+from rdbench.codecs.base import CodecError, CodecSpecError, Encoded, Param
+from rdbench.codecs.seeds.learned import (
+    LearnedCodec,
+    checkpoint_errors,
+    checkpoint_identity,
+    describe_checkpoints,
+    weights_tag,
+)
+from rdbench.codecs.weights import CheckpointError, WeightsUnavailableError, load_state_dict
 
 __all__ = ["Agustsson2019", "GenerativeCompressionNet", "fixed_rate_bpp", "encode_symbols", "decode_symbols"]
 
@@ -291,7 +293,7 @@ class _Model:
     tag: bytes
 
 
-class Agustsson2019(Codec):
+class Agustsson2019(LearnedCodec[_Model]):
     """Generative compression, global model; quality = bottleneck channels C (2, 4, 8, 16)."""
 
     name = "agustsson2019"
@@ -305,12 +307,8 @@ class Agustsson2019(Codec):
 
     def __init__(self, **params: Any):
         super().__init__(**params)
-        if self.params["checkpoint"] and self.params["weights"] == "random":
-            raise CodecSpecError(f"codec {self.name!r}: checkpoint= and weights=random exclude each other")
         if not 0 <= self.params["noise"] <= 256:
             raise CodecSpecError(f"codec {self.name!r}: noise={self.params['noise']} is not 0–256")
-        self._models: dict[int, _Model] = {}
-        self._lock = threading.RLock()
 
     # -- identity ------------------------------------------------------------------------------
     @property
@@ -318,46 +316,23 @@ class Agustsson2019(Codec):
         return f"rdbench {self.name} generative compression (torch {torch.__version__}) {self._weights_description()}"
 
     def _weights_description(self) -> str:
-        if self.params["weights"] == "random":
+        if self.random_weights:
             return f"UNTRAINED (random init, seed {self.params['seed']}, noise {self.params['noise']})"
         template = self.params["checkpoint"]
         if not template:
             return "no weights (pass checkpoint=PATH or weights=random)"
         paths = [self._checkpoint_path(c) for c in CHANNELS] if "{quality}" in template else [template]
-        return "checkpoint " + ", ".join(
-            f"{p} sha256 {sha256sum(p)[:8]}" if Path(p).is_file() else f"{p} (missing)" for p in paths
-        )
-
-    def weights_available(self, qualities: Sequence[float] | None = None) -> bool:
-        if self.params["weights"] == "random":
-            return True
-        if not self.params["checkpoint"]:
-            return False
-        qs = qualities if qualities is not None else self.DEFAULT_QUALITIES
-        return all(Path(self._checkpoint_path(self._quality(q))).is_file() for q in qs)
+        return describe_checkpoints(paths)
 
     # -- weights -------------------------------------------------------------------------------
-    def _quality(self, quality: float) -> int:
-        try:
-            c = int(quality)
-            ok = c == quality and c in CHANNELS
-        except (TypeError, ValueError, OverflowError):
-            ok = False
-        if not ok:
-            raise ValueError(f"{self.name}: quality is the bottleneck channels C, one of {CHANNELS}; got {quality!r}")
-        return c
-
-    def _checkpoint_path(self, channels: int) -> str:
-        return self.params["checkpoint"].replace("{quality}", str(channels))
+    def _quality_error(self, quality: Any) -> str:
+        return f"{self.name}: quality is the bottleneck channels C, one of {CHANNELS}; got {quality!r}"
 
     def _model(self, channels: int) -> _Model:
-        with self._lock:
-            if channels not in self._models:
-                self._models[channels] = self._build(channels)
-            return self._models[channels]
+        return self._cached(channels, self._build, channels)
 
     def _build(self, channels: int) -> _Model:
-        if self.params["weights"] == "random":
+        if self.random_weights:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(self.params["seed"] * 1000 + channels)
                 net = GenerativeCompressionNet(channels, self.params["noise"])
@@ -375,25 +350,14 @@ class Agustsson2019(Codec):
             if c != channels:
                 raise CheckpointError(f"{path} holds a C={c} model, but quality (C) {channels} was asked for")
             net = GenerativeCompressionNet(c, noise, blocks)
-            try:
+            with checkpoint_errors(path, f"{self.name} (GenerativeCompressionNet)"):
                 net.load_state_dict(state, strict=True)
-            except RuntimeError as exc:
-                first = str(exc).strip().splitlines()[0]
-                raise CheckpointError(f"{path} does not hold {self.name} (GenerativeCompressionNet) weights: {first}") from exc
-            digest = sha256sum(path)
-            label = f"checkpoint {path} sha256 {digest[:8]}"
-            identity = f"sha256:{digest}"
+            label, identity = checkpoint_identity(path)
         net.eval().requires_grad_(False).to(self.device)
-        tag = hashlib.sha256(f"{self.name}|{identity}".encode()).digest()[:4]
-        return _Model(net, label, tag)
+        return _Model(net, label, weights_tag(self.name, identity))
 
-    def to(self, device: str) -> "Agustsson2019":
-        device = prepare_device(device)
-        with self._lock:
-            self.device = device
-            for m in self._models.values():
-                m.net.to(device)
-        return self
+    def _place(self, model: _Model) -> None:
+        model.net.to(self.device)
 
     # -- coding -----------------------------------------------------------------------------------
     def encode_symbols(self, image: np.ndarray, channels: int) -> np.ndarray:

@@ -58,11 +58,8 @@ Parameters (``mentzer2018:key=value,...``):
 """
 from __future__ import annotations
 
-import hashlib
 import math
-import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,10 +70,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from rdbench.codecs import bitstream
-from rdbench.codecs.base import Codec, CodecError, CodecSpecError, Encoded, Param
+from rdbench.codecs.base import CodecError, Encoded, Param
 from rdbench.codecs.seeds import mentzer2018_coder as coder
+from rdbench.codecs.seeds.learned import LearnedCodec, checkpoint_errors, checkpoint_identity, state_fingerprint
 from rdbench.codecs.weights import load_state_dict, sha256sum
-from rdbench.device import prepare_device
 
 __all__ = ["CONFIGS", "Mentzer2018", "Mentzer2018Net", "ProbClass3D", "calibrate_batchnorm", "fit_context_model", "random_net"]
 
@@ -419,20 +416,11 @@ class Analysis:
     timings: dict[str, float] = field(default_factory=dict)  # analysis wall / CPU seconds
 
 
-def _fingerprint(net: nn.Module) -> bytes:
-    h = hashlib.sha256(b"mentzer2018")
-    for key, value in net.state_dict().items():
-        t = value.detach().cpu().contiguous()
-        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.numpy().tobytes())
-    return h.digest()[:4]
-
-
 def _file_hash(path: str) -> str:
     return sha256sum(path)[:8] if Path(path).is_file() else "missing"
 
 
-class Mentzer2018(Codec):
+class Mentzer2018(LearnedCodec[_Model]):
     """Mentzer et al. 2018: importance-masked autoencoder + 3-D context model, range coded."""
 
     name = "mentzer2018"
@@ -446,10 +434,6 @@ class Mentzer2018(Codec):
 
     def __init__(self, **params: Any):
         super().__init__(**params)
-        if self.params["checkpoint"] and self.params["weights"] == "random":
-            raise CodecSpecError(f"codec {self.name!r}: checkpoint= and weights=random exclude each other")
-        self._models: dict[tuple, _Model] = {}
-        self._lock = threading.RLock()
         #: per-stage seconds of the last compress / decode on this thread (for benchmarks)
         self.last_timings: dict[str, float] = {}
 
@@ -461,10 +445,6 @@ class Mentzer2018(Codec):
         return (f"rdbench {self.name} res_shallow (torch {torch.__version__}, constriction "
                 f"{version('constriction')} range coder, {self.params['precision']}) {self._weights_description()}")
 
-    @property
-    def random_weights(self) -> bool:
-        return self.params["weights"] == "random"
-
     def _weights_description(self) -> str:
         if self.random_weights:
             return f"UNTRAINED (random init, seed {self.params['seed']}, BN calibrated on a synthetic image)"
@@ -474,36 +454,15 @@ class Mentzer2018(Codec):
         paths = sorted({self._checkpoint_path(q) for q in self.DEFAULT_QUALITIES})
         return "checkpoint " + ", ".join(f"{p} sha256 {_file_hash(p)}" for p in paths)
 
-    def weights_available(self, qualities: Sequence[float] | None = None) -> bool:
-        if self.random_weights:
-            return True
-        if not self.params["checkpoint"]:
-            return False
-        qs = qualities if qualities is not None else self.DEFAULT_QUALITIES
-        return all(Path(self._checkpoint_path(self._quality(q))).is_file() for q in qs)
-
     # -- weights -----------------------------------------------------------------------------------
-    def _quality(self, quality: float) -> int:
-        try:
-            q = int(quality)
-            ok = q == quality and q in CONFIGS
-        except (TypeError, ValueError, OverflowError):
-            ok = False
-        if not ok:
-            raise ValueError(f"{self.name}: quality must be 1 (low), 2 (med) or 3 (high), got {quality!r}")
-        return q
-
-    def _checkpoint_path(self, quality: int) -> str:
-        return self.params["checkpoint"].replace("{quality}", str(quality))
+    def _quality_error(self, quality: Any) -> str:
+        return f"{self.name}: quality must be 1 (low), 2 (med) or 3 (high), got {quality!r}"
 
     def model(self, quality: float) -> _Model:
         """The loaded network of one quality (built on first use, then cached)."""
         q = self._quality(quality)
         key = ("random", q, self.params["seed"]) if self.random_weights else ("file", self._checkpoint_path(q))
-        with self._lock:
-            if key not in self._models:
-                self._models[key] = self._build(q)
-            return self._models[key]
+        return self._cached(key, self._build, q)
 
     def _build(self, quality: int) -> _Model:
         if self.random_weights:
@@ -517,28 +476,20 @@ class Mentzer2018(Codec):
                     f"{self.name} has no published PyTorch weights: pass checkpoint=PATH (a state dict of "
                     f"rdbench.codecs.seeds.mentzer2018.Mentzer2018Net) or weights=random")
             state = load_state_dict(path)
-            try:
+            with checkpoint_errors(path, "Mentzer2018Net", (KeyError, RuntimeError), CodecError):
                 net = Mentzer2018Net(Mentzer2018Net.channels_of(state))
                 net.load_state_dict(state, strict=True)
-            except (KeyError, RuntimeError) as exc:
-                first = str(exc).strip().splitlines()[0]
-                raise CodecError(f"{path} does not hold Mentzer2018Net weights: {first}") from exc
-            label = f"checkpoint {path} sha256 {_file_hash(path)}"
+            label, _ = checkpoint_identity(path)
         net.eval().requires_grad_(False)
-        tag = _fingerprint(net)
+        tag = state_fingerprint(self.name, net)
         context = coder.FixedPointContextModel(net.probclass.layer_arrays(), net.centers.detach().double().numpy())
         net.fuse_()
-        _place(net, self.device)
+        _place_net(net, self.device)
         return _Model(net, context, label, tag)
 
-    def to(self, device: str) -> "Mentzer2018":
-        """Run the analysis/synthesis transforms on ``device``; the context model and coder stay exact on the CPU."""
-        device = prepare_device(device)
-        with self._lock:
-            self.device = device
-            for m in self._models.values():
-                _place(m.net, device)
-        return self
+    def _place(self, model: _Model) -> None:
+        """The analysis/synthesis transforms go to the device; the context model and coder stay exact on the CPU."""
+        _place_net(model.net, self.device)
 
     # -- the transforms ------------------------------------------------------------------------------
     def _autocast(self):
@@ -695,7 +646,7 @@ class _Stopwatch:
         self.times[target + "_cpu"] = self.times.get(target + "_cpu", 0.0) + cpu
 
 
-def _place(net: Mentzer2018Net, device: str) -> None:
+def _place_net(net: Mentzer2018Net, device: str) -> None:
     """Move the network to ``device``; on CPUs the 2-D transforms run channels-last (oneDNN)."""
     net.to(device)
     for part in (net.encoder, net.decoder):

@@ -62,11 +62,8 @@ cannot be verified without the file, which cannot be downloaded here.
 """
 from __future__ import annotations
 
-import hashlib
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -75,9 +72,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from rdbench.codecs import bitstream
-from rdbench.codecs.base import Codec, CodecError, CodecSpecError, Encoded, Param
-from rdbench.codecs.weights import CheckpointError, WeightsUnavailableError, load_state_dict, sha256sum
-from rdbench.device import prepare_device
+from rdbench.codecs.base import CodecError, Encoded, Param
+from rdbench.codecs.seeds.learned import (
+    LearnedCodec,
+    checkpoint_errors,
+    checkpoint_identity,
+    describe_checkpoints,
+    weights_tag,
+)
+from rdbench.codecs.weights import WeightsUnavailableError, load_state_dict
 
 __all__ = ["Toderici2017", "ResidualGRUNet", "ConvGRUCell", "depth_to_space", "tf_same_pad"]
 
@@ -351,7 +354,7 @@ class _Model:
     tag: bytes  # 4-byte fingerprint of the weights, written into every stream
 
 
-class Toderici2017(Codec):
+class Toderici2017(LearnedCodec[_Model]):
     """Residual-GRU codec; quality = iterations 1–16 (0.125 bpp each before entropy coding)."""
 
     name = "toderici2017"
@@ -365,63 +368,32 @@ class Toderici2017(Codec):
     DEFAULT_QUALITIES = tuple(range(1, ITERATIONS + 1))
     progressive = True
 
-    def __init__(self, **params: Any):
-        super().__init__(**params)
-        if self.params["checkpoint"] and self.params["weights"] == "random":
-            raise CodecSpecError(f"codec {self.name!r}: checkpoint= and weights=random exclude each other")
-        self._models: dict[str, _Model] = {}
-        self._lock = threading.RLock()
-
     # -- identity ------------------------------------------------------------------------------
     @property
     def version(self) -> str:
         return f"rdbench {self.name} residual-GRU (torch {torch.__version__}) {self._weights_description()}"
 
     def _weights_description(self) -> str:
-        if self.params["weights"] == "random":
+        if self.random_weights:
             return f"UNTRAINED (random init, seed {self.params['seed']}, cell {self.params['cell']})"
         template = self.params["checkpoint"]
         if not template:
             return "no weights (pass checkpoint=PATH or weights=random)"
-        paths = sorted({self._checkpoint_path(q) for q in self.DEFAULT_QUALITIES})
-        hashes = ", ".join(f"{p} sha256 {sha256sum(p)[:8]}" if Path(p).is_file() else f"{p} (missing)" for p in paths)
-        return f"checkpoint {hashes}"
-
-    def weights_available(self, qualities: Sequence[float] | None = None) -> bool:
-        """Whether every quality's weights are here (no download is ever needed or possible)."""
-        if self.params["weights"] == "random":
-            return True
-        if not self.params["checkpoint"]:
-            return False
-        qs = qualities if qualities is not None else self.DEFAULT_QUALITIES
-        return all(Path(self._checkpoint_path(self._quality(q))).is_file() for q in qs)
+        return describe_checkpoints(sorted({self._checkpoint_path(q) for q in self.DEFAULT_QUALITIES}))
 
     # -- weights -------------------------------------------------------------------------------
-    def _quality(self, quality: float) -> int:
-        try:
-            k = int(quality)
-            ok = k == quality and 1 <= k <= ITERATIONS
-        except (TypeError, ValueError, OverflowError):
-            ok = False
-        if not ok:
-            raise ValueError(f"{self.name}: quality is the iteration count, an integer 1–{ITERATIONS}; got {quality!r}")
-        return k
-
-    def _checkpoint_path(self, quality: int) -> str:
-        return self.params["checkpoint"].replace("{quality}", str(quality))
+    def _quality_error(self, quality: Any) -> str:
+        return f"{self.name}: quality is the iteration count, an integer 1–{ITERATIONS}; got {quality!r}"
 
     def _key(self, quality: int) -> str:
-        return "random" if self.params["weights"] == "random" else self._checkpoint_path(quality)
+        return "random" if self.random_weights else self._checkpoint_path(quality)
 
     def _model(self, quality: int) -> _Model:
         key = self._key(quality)
-        with self._lock:
-            if key not in self._models:
-                self._models[key] = self._build(key)
-            return self._models[key]
+        return self._cached(key, self._build, key)
 
     def _build(self, key: str) -> _Model:
-        if self.params["weights"] == "random":
+        if self.random_weights:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(self.params["seed"])
                 net = ResidualGRUNet(self.params["cell"])
@@ -435,25 +407,14 @@ class Toderici2017(Codec):
                 )
             state = load_state_dict(key)
             net = ResidualGRUNet(ResidualGRUNet.cell_of(state))
-            try:
+            with checkpoint_errors(key, f"{self.name} (ResidualGRUNet)"):
                 net.load_state_dict(state, strict=True)
-            except RuntimeError as exc:
-                first = str(exc).strip().splitlines()[0]
-                raise CheckpointError(f"{key} does not hold {self.name} (ResidualGRUNet) weights: {first}") from exc
-            digest = sha256sum(key)
-            label = f"checkpoint {key} sha256 {digest[:8]}"
-            identity = f"sha256:{digest}"
+            label, identity = checkpoint_identity(key)
         net.eval().requires_grad_(False).to(self.device)
-        tag = hashlib.sha256(f"{self.name}|{identity}".encode()).digest()[:4]
-        return _Model(net, label, tag)
+        return _Model(net, label, weights_tag(self.name, identity))
 
-    def to(self, device: str) -> "Toderici2017":
-        device = prepare_device(device)
-        with self._lock:
-            self.device = device
-            for m in self._models.values():
-                m.net.to(device)
-        return self
+    def _place(self, model: _Model) -> None:
+        model.net.to(self.device)
 
     # -- coding -----------------------------------------------------------------------------------
     def compress(self, image: np.ndarray, quality: float) -> Encoded:
