@@ -39,8 +39,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
-import hashlib
-import threading
 import time
 import warnings
 from collections import defaultdict
@@ -52,9 +50,16 @@ from typing import Any, ClassVar
 import numpy as np
 
 from rdbench.codecs import bitstream
-from rdbench.codecs.base import Codec, CodecError, CodecSpecError, Encoded, Param
-from rdbench.codecs.weights import CheckpointError, load_state_dict, sha256sum
-from rdbench.device import prepare_device
+from rdbench.codecs.base import CodecError, Encoded, Param
+from rdbench.codecs.seeds.learned import (
+    LOAD_ERRORS,
+    LearnedCodec,
+    checkpoint_errors,
+    checkpoint_identity,
+    hash_suffix,
+    weights_tag,
+)
+from rdbench.codecs.weights import CheckpointError, load_state_dict
 
 __all__ = [
     "LAMBDAS",
@@ -159,13 +164,14 @@ class Loaded:
     extra: dict = field(default_factory=dict)
 
 
-class SeedCodec(Codec):
+class SeedCodec(LearnedCodec[Loaded]):
     """Base of the seed codecs that code one latent ``y`` with a hyperprior ``z``.
 
     Subclasses provide the network (:meth:`_build`), the analysis (:meth:`_analysis`: uint8
     batch → padded latents), the entropy path (:meth:`_entropy_encode` / :meth:`_entropy_decode`,
     always on the CPU) and the synthesis (:meth:`_synthesis`: latents → [0, 1] images); this class
-    does weights bookkeeping, the container, batching, cropping and stage timing.
+    does the container, batching, cropping and stage timing, and (with :class:`LearnedCodec`)
+    the weights bookkeeping.
 
     Stage timing (for benchmarks): set ``codec.stage_times = collections.defaultdict(float)`` and
     every ``compress``/``decode`` adds seconds to ``analysis``, ``hyperprior``, ``entropy_coding``
@@ -187,10 +193,6 @@ class SeedCodec(Codec):
 
     def __init__(self, **params: Any):
         super().__init__(**params)
-        if self.params["checkpoint"] and self.params["weights"] == "random":
-            raise CodecSpecError(f"codec {self.name!r}: checkpoint= and weights=random exclude each other")
-        self._nets: dict[Any, Loaded] = {}
-        self._lock = threading.RLock()
         self.stage_times: dict[str, float] | None = None
 
     # -- identity ------------------------------------------------------------------------------
@@ -205,10 +207,6 @@ class SeedCodec(Codec):
     def _prefix(self) -> str:
         return f"{self.name} (rdbench seed port; compressai {compressai_version()} rANS)"
 
-    @property
-    def random_weights(self) -> bool:
-        return self.params["weights"] == "random" and not self.params["checkpoint"]
-
     def _weights_description(self) -> str:
         if self.random_weights:
             return f"UNTRAINED (random init, seed {self.params['seed']})"
@@ -217,25 +215,11 @@ class SeedCodec(Codec):
             return "no weights (give checkpoint= or weights=random)"
         paths = sorted({self._checkpoint_path(q) for q in self.DEFAULT_QUALITIES})
         if len(paths) == 1:
-            return f"checkpoint {paths[0]}{_short_hash(paths[0])}"
-        hashes = [f"q{q}{_short_hash(self._checkpoint_path(q))}" for q in self.DEFAULT_QUALITIES]
+            return f"checkpoint {paths[0]}{hash_suffix(paths[0])}"
+        hashes = [f"q{q}{hash_suffix(self._checkpoint_path(q))}" for q in self.DEFAULT_QUALITIES]
         return f"checkpoint {template} ({', '.join(hashes)})"
 
     # -- weights -------------------------------------------------------------------------------
-    def _quality(self, quality: float) -> int:
-        try:
-            q = int(quality)
-            ok = q == quality and q in self.DEFAULT_QUALITIES
-        except (TypeError, ValueError, OverflowError):
-            ok = False
-        if not ok:
-            accepted = ", ".join(str(q) for q in self.DEFAULT_QUALITIES)
-            raise ValueError(f"{self.name}: quality must be one of {accepted}, got {quality!r}")
-        return q
-
-    def _checkpoint_path(self, quality: int) -> str:
-        return self.params["checkpoint"].replace("{quality}", str(quality))
-
     def weights_available(self, qualities: Sequence[float] | None = None) -> bool:
         """Whether every quality's weights are here (or the network is random) — no download."""
         if self.random_weights:
@@ -265,41 +249,24 @@ class SeedCodec(Codec):
         return None
 
     def _load(self, quality: int) -> Loaded:
-        key = self._identity(quality)
-        loaded = self._nets.get(key)
-        if loaded is not None:
-            return loaded
-        with self._lock:
-            if key not in self._nets:
-                loaded = self._build(quality)
-                self._place(loaded)
-                self._nets[key] = loaded
-            return self._nets[key]
+        """One quality's network, built and placed on first use, shared by qualities of one identity."""
+        return self._cached(self._identity(quality), self._build_placed, quality)
+
+    def _build_placed(self, quality: int) -> Loaded:
+        loaded = self._build(quality)
+        self._place(loaded)
+        return loaded
 
     def _build(self, quality: int) -> Loaded:
         raise NotImplementedError
 
-    def _tag(self, identity: str) -> bytes:
-        return hashlib.sha256(f"{self.name}|{identity}".encode()).digest()[:4]
-
     def _place(self, loaded: Loaded) -> None:
-        """Put the analysis and synthesis transforms on the codec's device."""
+        """Put the analysis and synthesis transforms on the codec's device; entropy coding stays on the CPU."""
         if self.device == "cpu":
             loaded.analysis, loaded.synthesis = loaded.extra["cpu_transforms"]
         else:
             a, s = loaded.extra["cpu_transforms"]
             loaded.analysis, loaded.synthesis = copy.deepcopy(a).to(self.device), copy.deepcopy(s).to(self.device)
-
-    def to(self, device: str) -> "SeedCodec":
-        """Run the analysis/synthesis transforms on ``device``; entropy coding stays on the CPU."""
-        import torch
-
-        device = prepare_device(device)
-        with self._lock:
-            self.device = device
-            for loaded in self._nets.values():
-                self._place(loaded)
-        return self
 
     # -- stage timing ----------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -423,15 +390,6 @@ class SeedCodec(Codec):
         return np.ascontiguousarray(x.permute(1, 2, 0).cpu().numpy())
 
 
-def _short_hash(path: str) -> str:
-    return f" sha256 {sha256sum(path)[:8]}" if Path(path).is_file() else " (missing)"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 # -- scale-hyperprior codecs (balle2018, xiao2019) --------------------------------------------------
 
 
@@ -459,18 +417,13 @@ class SeedHyperpriorCodec(SeedCodec):
             path = self._weights_file(quality)
             assert path is not None  # _identity refused the weightless case already
             state_dict = load_state_dict(path)
-            try:
+            with checkpoint_errors(path, f"{self.name} ({arch.__name__})", LOAD_ERRORS):
                 net = arch.from_state_dict(state_dict)
-            except (KeyError, RuntimeError, ValueError, IndexError) as exc:
-                raise CheckpointError(
-                    f"{path} does not hold {self.name} ({arch.__name__}) weights: {_first_line(exc)}"
-                ) from exc
-            digest = sha256sum(path)
-            label = f"checkpoint {path} sha256 {digest[:8]}"
-            identity = f"sha256:{digest}"
+            label, identity = checkpoint_identity(path)
         net.eval().requires_grad_(False)
         net.update(force=True)
-        return Loaded(net, None, None, label, self._tag(identity), {"cpu_transforms": (net.g_a, net.g_s)})
+        tag = weights_tag(self.name, identity)
+        return Loaded(net, None, None, label, tag, {"cpu_transforms": (net.g_a, net.g_s)})
 
     def _analysis(self, loaded: Loaded, x, h: int, w: int):
         import torch.nn.functional as F

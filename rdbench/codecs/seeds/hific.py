@@ -77,8 +77,9 @@ from typing import Any
 
 from rdbench.codecs import bitstream
 from rdbench.codecs.base import CodecError, Param
-from rdbench.codecs.seeds.balle2018 import Loaded, SeedCodec, _compressai, _first_line
-from rdbench.codecs.weights import CheckpointError, sha256sum, weights_root
+from rdbench.codecs.seeds.balle2018 import Loaded, SeedCodec, _compressai
+from rdbench.codecs.seeds.learned import checkpoint_identity, first_line, hash_suffix, weights_tag
+from rdbench.codecs.weights import CheckpointError, weights_root
 
 __all__ = [
     "HiFiC",
@@ -455,7 +456,7 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, Any], HiFiCConfig, dict
         raise CheckpointError(
             f"HiFiC checkpoint {p} holds {detail}, which torch.load(weights_only=True) refuses to "
             f"unpickle (only tensors, containers, primitives and argparse.Namespace are allowed): "
-            f"{_first_line(exc)}"
+            f"{first_line(exc)}"
         ) from exc
     except Exception as exc:  # zip/EOF/format errors
         raise CheckpointError(f"HiFiC checkpoint {p} cannot be read by torch.load: {type(exc).__name__}: {exc}") from exc
@@ -600,7 +601,7 @@ class HiFiC(SeedCodec):
     def _weights_description(self) -> str:
         if self.random_weights:
             return f"UNTRAINED (random init of the published architectures, seed {self.params['seed']})"
-        hashes = ", ".join(f"{REGIMES[q]}{_quick_hash(self._weights_file(q))}" for q in self.DEFAULT_QUALITIES)
+        hashes = ", ".join(f"{REGIMES[q]}{hash_suffix(self._weights_file(q))}" for q in self.DEFAULT_QUALITIES)
         if self.params["checkpoint"]:
             return f"checkpoint {self.params['checkpoint']} ({hashes})"
         root = weights_root(self.params["weights_root"] or None)
@@ -641,18 +642,17 @@ class HiFiC(SeedCodec):
                 raise CheckpointError(self._missing_message(quality, path))
             state_dict, config, args = load_checkpoint(path)
             net = model_from_checkpoint(state_dict, config, source=path)
-            digest = sha256sum(path)
+            label, identity = checkpoint_identity(path)
             regime = args.get("regime")
-            trained = f", trained as regime {regime!r}" if isinstance(regime, str) else ""
-            label = f"checkpoint {path} sha256 {digest[:8]}{trained}"
-            identity = f"sha256:{digest}"
+            if isinstance(regime, str):
+                label += f", trained as regime {regime!r}"
         DensityBottleneck, conditional = _coders()
         hyper = net.Hyperprior
         coders = {
             "z": DensityBottleneck(hyper.hyperlatent_likelihood).build(),
             "y": conditional(net.config.likelihood_type),
         }
-        return Loaded(net, None, None, label, self._tag(identity), {"coders": coders, "args": args})
+        return Loaded(net, None, None, label, weights_tag(self.name, identity), {"coders": coders, "args": args})
 
     def _missing_message(self, quality: int, path: str) -> str:
         if self.params["checkpoint"]:
@@ -754,7 +754,3 @@ def _reflect_pad(x, pad_h: int, pad_w: int):
         x = F.pad(x, (0, step_w, 0, step_h), mode="reflect")
         pad_h, pad_w = pad_h - step_h, pad_w - step_w
     return x
-
-
-def _quick_hash(path: str) -> str:
-    return f" sha256 {sha256sum(path)[:8]}" if Path(path).is_file() else " (missing)"
