@@ -38,7 +38,6 @@ The rate estimate of :meth:`compress` is −Σ log2 p of the model's own eval-mo
 from __future__ import annotations
 
 import copy
-import hashlib
 import threading
 import warnings
 from collections import defaultdict
@@ -50,15 +49,16 @@ from typing import Any
 import numpy as np
 
 from rdbench.codecs import bitstream
-from rdbench.codecs.base import Codec, CodecError, CodecSpecError, Encoded, Param, get_codec
-from rdbench.codecs.weights import (
-    CheckpointError,
-    RemoteFile,
-    load_state_dict,
-    sha256sum,
-    weights_root,
+from rdbench.codecs.base import Codec, CodecError, Encoded, Param, get_codec
+from rdbench.codecs.seeds.learned import (
+    LOAD_ERRORS,
+    LearnedCodec,
+    checkpoint_errors,
+    checkpoint_identity,
+    hash_suffix,
+    state_fingerprint,
 )
-from rdbench.device import prepare_device
+from rdbench.codecs.weights import RemoteFile, load_state_dict, weights_root
 
 __all__ = [
     "ZOO",
@@ -134,7 +134,7 @@ class _Loaded:
     tag: bytes  # 4-byte fingerprint of the weights, written into every stream and checked
 
 
-class CompressAIZoo(Codec):
+class CompressAIZoo(LearnedCodec[_Loaded]):
     """A CompressAI zoo architecture; subclasses only set ``name`` and the quality ladder."""
 
     PARAMS = {
@@ -145,13 +145,6 @@ class CompressAIZoo(Codec):
         "seed": Param(0, "seed of weights=random", convert=int),
     }
     batched = True
-
-    def __init__(self, **params: Any):
-        super().__init__(**params)
-        if self.params["checkpoint"] and self.params["weights"] == "random":
-            raise CodecSpecError(f"codec {self.name!r}: checkpoint= and weights=random exclude each other")
-        self._nets: dict[int, _Loaded] = {}
-        self._lock = threading.RLock()
 
     def __getstate__(self) -> dict:
         """Pickle the configuration only (Beam ships codecs to workers); models reload lazily."""
@@ -178,14 +171,14 @@ class CompressAIZoo(Codec):
         return base if self.params["checkpoint"] else f"{base} {self.params['metric']}"
 
     def _weights_description(self) -> str:
-        if self.params["weights"] == "random" and not self.params["checkpoint"]:
+        if self.random_weights:
             return f"UNTRAINED (random init, seed {self.params['seed']})"
         if self.params["checkpoint"]:
             template = self.params["checkpoint"]
             if "{quality}" not in template:
-                return f"checkpoint {template}{_short_hash(template)}"
+                return f"checkpoint {template}{hash_suffix(template)}"
             present = [q for q in self.DEFAULT_QUALITIES if _is_file(self._checkpoint_path(q))]
-            hashes = ", ".join(f"q{q}{_short_hash(self._checkpoint_path(q))}" for q in present)
+            hashes = ", ".join(f"q{q}{hash_suffix(self._checkpoint_path(q))}" for q in present)
             return f"checkpoint {template} ({hashes or 'no file present'})"
         q = self.DEFAULT_QUALITIES[0]
         first = self._remote(q)
@@ -193,27 +186,17 @@ class CompressAIZoo(Codec):
         return f"pretrained weights {pattern} ({first.url.rsplit('/', 1)[0]})"
 
     # -- weights -----------------------------------------------------------------------------
-    def _quality(self, quality: float) -> int:
-        try:
-            q = int(quality)
-            ok = q == quality and q in self.DEFAULT_QUALITIES
-        except (TypeError, ValueError, OverflowError):
-            ok = False
-        if not ok:
-            lo, hi = self.DEFAULT_QUALITIES[0], self.DEFAULT_QUALITIES[-1]
-            raise ValueError(f"{self.name}: quality must be an integer {lo}–{hi}, got {quality!r}")
-        return q
+    def _quality_error(self, quality: Any) -> str:
+        lo, hi = self.DEFAULT_QUALITIES[0], self.DEFAULT_QUALITIES[-1]
+        return f"{self.name}: quality must be an integer {lo}–{hi}, got {quality!r}"
 
     def _remote(self, quality: int) -> RemoteFile:
         urls = _compressai().zoo.image.model_urls[self.name]
         return RemoteFile.from_url(urls[self.params["metric"]][quality], WEIGHTS_SUBDIR)
 
-    def _checkpoint_path(self, quality: int) -> str:
-        return self.params["checkpoint"].replace("{quality}", str(quality))
-
     def weights_available(self, qualities: Sequence[float] | None = None) -> bool:
         """Whether every quality's weights are here (cached or a checkpoint file) — no download."""
-        if self.params["weights"] == "random" and not self.params["checkpoint"]:
+        if self.random_weights:
             return True
         qs = [self._quality(q) for q in (qualities if qualities is not None else self.DEFAULT_QUALITIES)]
         if self.params["checkpoint"]:
@@ -222,13 +205,7 @@ class CompressAIZoo(Codec):
         return all(self._remote(q).is_cached(root) for q in qs)
 
     def _load(self, quality: int) -> _Loaded:
-        loaded = self._nets.get(quality)
-        if loaded is not None:
-            return loaded
-        with self._lock:
-            if quality not in self._nets:
-                self._nets[quality] = self._build(quality)
-            return self._nets[quality]
+        return self._cached(quality, self._build, quality)
 
     def _build(self, quality: int) -> _Loaded:
         import torch
@@ -237,10 +214,9 @@ class CompressAIZoo(Codec):
         arch = compressai.zoo.image.model_architectures[self.name]
         if self.params["checkpoint"]:
             path = self._checkpoint_path(quality)
-            digest = sha256sum(path) if _is_file(path) else ""
             net = self._from_state_dict(arch, load_state_dict(path), path)
-            label = f"checkpoint {path} sha256 {digest[:8]}"
-        elif self.params["weights"] == "random":
+            label, _ = checkpoint_identity(path)
+        elif self.random_weights:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(self.params["seed"])
                 net = arch(*compressai.zoo.image.cfgs[self.name][quality])
@@ -256,32 +232,22 @@ class CompressAIZoo(Codec):
             if isinstance(module, compressai.layers.MaskedConv2d):  # do it now, so the
                 module.weight.data *= module.mask  # fingerprint is that of the weights used
         g_a, g_s = self._on_device(net)
-        return _Loaded(net, _entropy_view(net), g_a, g_s, label, _fingerprint(self.name, net))
+        return _Loaded(net, _entropy_view(net), g_a, g_s, label, state_fingerprint(self.name, net))
 
     def _from_state_dict(self, arch, state_dict: dict, source: str):
         compressai = _compressai()
         state_dict = compressai.zoo.load_state_dict(state_dict)  # legacy key names, module.
-        try:
+        with checkpoint_errors(source, f"{self.name} ({arch.__name__})", LOAD_ERRORS):
             return arch.from_state_dict(state_dict)
-        except (KeyError, RuntimeError, ValueError, IndexError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise CheckpointError(f"{source} does not hold {self.name} ({arch.__name__}) weights: {first}") from exc
 
     def _on_device(self, net):
         if self.device == "cpu":
             return net.g_a, net.g_s
         return copy.deepcopy(net.g_a).to(self.device), copy.deepcopy(net.g_s).to(self.device)
 
-    def to(self, device: str) -> "CompressAIZoo":
-        """Run the analysis/synthesis transforms on ``device``; entropy coding stays on the CPU."""
-        import torch
-
-        device = prepare_device(device)
-        with self._lock:
-            self.device = device
-            for loaded in self._nets.values():
-                loaded.g_a, loaded.g_s = self._on_device(loaded.net)
-        return self
+    def _place(self, loaded: _Loaded) -> None:
+        """Put the analysis/synthesis transforms on the codec's device; entropy coding stays on the CPU."""
+        loaded.g_a, loaded.g_s = self._on_device(loaded.net)
 
     # -- coding ----------------------------------------------------------------------------
     def compress(self, image: np.ndarray, quality: float) -> Encoded:
@@ -377,16 +343,6 @@ def _entropy_view(net):
     return view
 
 
-def _fingerprint(name: str, net) -> bytes:
-    """4 bytes identifying the network's weights and CDF tables, whatever file they came from."""
-    h = hashlib.sha256(name.encode())
-    for key, value in net.state_dict().items():
-        t = value.detach().cpu().contiguous()
-        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.numpy().tobytes())
-    return h.digest()[:4]
-
-
 def _to_uint8(x_hat, header: bitstream.Header) -> np.ndarray:
     """Crop the padding off one decoded image and round it to uint8 (H, W, 3)."""
     import torch
@@ -403,8 +359,9 @@ def _is_file(path: str) -> bool:
     return Path(path).is_file()
 
 
-def _short_hash(path: str) -> str:
-    return f" sha256 {sha256sum(path)[:8]}" if _is_file(path) else " (missing)"
+# the names rdbench.codecs.rdbench_small imports from here
+_fingerprint = state_fingerprint
+_short_hash = hash_suffix
 
 
 class BMSHJ2018Factorized(CompressAIZoo):
