@@ -44,8 +44,8 @@ __all__ = [
 #: (missing keys, wrong shapes, widths read off absent tensors).
 LOAD_ERRORS: tuple[type[Exception], ...] = (KeyError, RuntimeError, ValueError, IndexError)
 
-M = TypeVar("M")  # what a codec caches per weights key: its network and what goes with it
-C = TypeVar("C", bound="LearnedCodec")
+ModelT = TypeVar("ModelT")  # what a codec caches per weights key: its network and what goes with it
+CodecT = TypeVar("CodecT", bound="LearnedCodec")
 
 
 def first_line(exc: BaseException) -> str:
@@ -108,7 +108,7 @@ def checkpoint_errors(
         raise error(f"{path} does not hold {what} weights: {first_line(exc)}") from exc
 
 
-class LearnedCodec(Codec, Generic[M]):
+class LearnedCodec(Codec, Generic[ModelT]):
     """A codec with ``weights``/``checkpoint``/``seed`` parameters and a cache of loaded networks.
 
     ``PARAMS`` must declare ``weights`` (with a ``random`` choice) and ``checkpoint``.
@@ -121,7 +121,7 @@ class LearnedCodec(Codec, Generic[M]):
         super().__init__(**params)
         if self.params["checkpoint"] and self.params["weights"] == "random":
             raise CodecSpecError(f"codec {self.name!r}: checkpoint= and weights=random exclude each other")
-        self._nets: dict[Hashable, M] = {}  # loaded models by weights key
+        self._nets: dict[Hashable, ModelT] = {}  # loaded models by weights key
         self._lock = threading.RLock()
 
     @property
@@ -160,7 +160,7 @@ class LearnedCodec(Codec, Generic[M]):
         return all(Path(self._checkpoint_path(self._quality(q))).is_file() for q in qs)
 
     # -- the model cache --------------------------------------------------------------------------
-    def _cached(self, key: Hashable, build: Callable[..., M], *args: Any) -> M:
+    def _cached(self, key: Hashable, build: Callable[..., ModelT], *args: Any) -> ModelT:
         """The model cached under ``key``; on first use ``build(*args)``, once, under the lock."""
         model = self._nets.get(key)
         if model is not None:
@@ -170,11 +170,11 @@ class LearnedCodec(Codec, Generic[M]):
                 self._nets[key] = build(*args)
             return self._nets[key]
 
-    def _place(self, model: M) -> None:
+    def _place(self, model: ModelT) -> None:
         """Put one cached model (its device-side parts) on ``self.device``."""
         raise NotImplementedError
 
-    def to(self: C, device: str) -> C:
+    def to(self: CodecT, device: str) -> CodecT:
         """Run on ``device`` (see :func:`rdbench.device.prepare_device`), moving every cached model."""
         device = prepare_device(device)
         with self._lock:
