@@ -197,23 +197,58 @@ def evaluate_ladder(
     bpp counts every byte of the bitstream. ``roundtrip_ok`` says whether a second,
     independent decode of the same bytes gives the same pixels (it catches
     non-deterministic entropy decoding). MS-SSIM is None for images smaller than its
-    5-scale minimum (161 px on the short side); PSNR is still reported.
+    5-scale minimum (161 px on the short side); PSNR is still reported. Progressive codecs
+    decode the whole ladder in one pass (:meth:`~rdbench.codecs.base.Codec.decode_ladder`),
+    twice, each rate charged the time until its image was ready.
     """
-    for quality, enc, encode_s in _encode_ladder(codec, image, qualities):
+    metrics = metrics or MetricSet()
+    encoded = _encode_ladder(codec, image, qualities)
+    if codec.progressive:
+        encoded = list(encoded)
+        streams = [enc.data for _, enc, _ in encoded if not isinstance(enc, Failure)]
+        first, second = _decode_ladder_timed(codec, streams), _decode_ladder_timed(codec, streams)
+    index = 0
+    for quality, enc, encode_s in encoded:
         if isinstance(enc, Failure):
             yield enc
             continue
         try:
-            decoded, decode_s = _timed(codec, codec.decode, enc.data)
-            verified, verify_s = _timed(codec, codec.decode, enc.data)
+            if codec.progressive and index in first and index in second:
+                (decoded, decode_s), (verified, verify_s) = first[index], second[index]
+            else:  # one rate at a time (and how a progressive codec's failed ladder pass is retried)
+                decoded, decode_s = _timed(codec, codec.decode, enc.data)
+                verified, verify_s = _timed(codec, codec.decode, enc.data)
         except Exception as exc:  # noqa: BLE001
             yield _failure(quality, "decode", exc)
             continue
-        m = _measure(codec, image, quality, enc, encode_s, decoded, decode_s, verified, verify_s,
-                     metrics or MetricSet())
+        finally:
+            index += 1
+        m = _measure(codec, image, quality, enc, encode_s, decoded, decode_s, verified, verify_s, metrics)
         if keep_outputs and isinstance(m, Measurement):
             m.data, m.decoded = enc.data, decoded
         yield m
+
+
+def _decode_ladder_timed(codec: Codec, streams: Sequence[bytes]) -> dict[int, tuple[np.ndarray, float]]:
+    """(image, seconds) by stream index from one ``decode_ladder`` pass; what it yielded before a failure.
+
+    A progressive codec's own ladder decoder is charged, per rate, the time from the start of
+    the pass until that rate's image was ready: what decoding that rate's stream alone costs.
+    Otherwise each image is charged the time since the previous one.
+    """
+    cumulative = codec.progressive and type(codec).decode_ladder is not Codec.decode_ladder
+    out: dict[int, tuple[np.ndarray, float]] = {}
+    synchronize(codec.device)
+    start = last = time.perf_counter()
+    try:
+        for i, decoded in codec.decode_ladder(streams):
+            synchronize(codec.device)
+            now = time.perf_counter()
+            out[i] = (decoded, now - (start if cumulative else last))
+            last = now
+    except Exception:  # noqa: BLE001 - the rates it did not yield are decoded one by one
+        pass
+    return out
 
 
 def evaluate_batch(

@@ -86,6 +86,46 @@ def test_decoding_k_iterations_uses_only_their_bits(ladder, codec, image):
     np.testing.assert_array_equal(decoded, codec.decode(ladder[1].data))  # deterministic
 
 
+@pytest.mark.parametrize("entropy", ["off", "on"])
+def test_a_ladder_decodes_in_one_pass_of_its_longest_stream(image, entropy):
+    """decode_ladder gives every rate exactly what decoding its stream alone gives, running the
+    decoder max(k) times instead of Σk; a stream from another encode gets a pass of its own."""
+    codec = get_codec(f"toderici2017:weights=random,entropy={entropy}")
+    qualities = [2, 5, 16, 5, 1]
+    streams = [e.data for e in codec.compress_ladder(image, qualities)]
+    other = codec.compress(np.ascontiguousarray(image[::-1]), 3).data  # not a prefix of the others
+    alone = [codec.decode(s) for s in streams + [other]]
+
+    decoder = codec._model(16).net.decoder
+    calls = []
+    hook = decoder.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        ladder = list(codec.decode_ladder(streams + [other]))
+    finally:
+        hook.remove()
+    assert sorted(i for i, _ in ladder) == list(range(6))
+    for i, decoded in ladder:
+        np.testing.assert_array_equal(decoded, alone[i])
+    assert len(calls) == 16 + 3  # one pass of 16 iterations, one of 3 (not 2 + 5 + 16 + 5 + 1 + 3)
+    order = [i for i, _ in ladder]
+    assert order.index(4) < order.index(0) < order.index(1) < order.index(2)  # each rate when reached
+    ladder[1][1][0, 0] = 1 - ladder[1][1][0, 0]  # equal rates get their own arrays
+    assert not np.shares_memory(dict(ladder)[1], dict(ladder)[3])
+
+
+def test_ladder_decode_times_are_charged_up_to_each_rate(image):
+    """Through the harness: each rate's decode_s is the time until its image was ready (cumulative
+    in k), and the rows equal those of decoding each stream alone."""
+    from rdbench.evaluate import evaluate_ladder
+
+    codec = get_codec("toderici2017:weights=random")
+    rows = list(evaluate_ladder(codec, image, [1, 8, 16], keep_outputs=True))
+    assert [r.quality for r in rows] == [1, 8, 16] and all(r.roundtrip_ok for r in rows)
+    assert rows[0].decode_s < rows[1].decode_s < rows[2].decode_s
+    for r in rows:
+        np.testing.assert_array_equal(r.decoded, codec.decode(r.data))
+
+
 def test_entropy_stage_is_lossless_and_keeps_the_prefix_property(codec, image, ladder):
     _, (full,) = bitstream.unpack(ladder[-1].data)
     bits = np.unpackbits(np.frombuffer(full, np.uint8)).reshape(16, 32, H // 16, W // 16)

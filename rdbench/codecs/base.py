@@ -19,6 +19,9 @@ can do better than the default:
   (learned codecs: −Σ log2 p of the same forward pass).
 - :meth:`Codec.compress_ladder` — all qualities of one image; progressive codecs (one encode
   giving every rate) override it to encode once.
+- :meth:`Codec.decode_ladder` — the streams of one image's ladder; progressive codecs (each
+  rate's stream a prefix of the next) override it to decode the longest stream once, yielding
+  every rate's image on the way.
 - :meth:`Codec.compress_batch` / :meth:`Codec.decode_batch` — several images at one quality,
   for batched GPU paths; the defaults loop.
 """
@@ -26,7 +29,7 @@ from __future__ import annotations
 
 import importlib
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any, ClassVar
@@ -150,6 +153,17 @@ class Codec:
     def compress_ladder(self, image: np.ndarray, qualities: Sequence[float]) -> list[Encoded]:
         """All qualities of one image; progressive codecs override this to encode once."""
         return [self.compress(image, q) for q in qualities]
+
+    def decode_ladder(self, streams: Sequence[bytes]) -> Iterator[tuple[int, np.ndarray]]:
+        """Decode the streams of one image's quality ladder: yields ``(index, image)`` per stream.
+
+        Images may come in any order, each as soon as it is ready. A progressive codec overrides
+        this to decode its longest stream once and yield each rate's image when the decoder
+        reaches it, so the time until an image is yielded is what decoding that rate's own
+        stream costs (the harness times it so). The default decodes each stream on its own.
+        """
+        for i, data in enumerate(streams):
+            yield i, self.decode(data)
 
     def compress_batch(self, images: Sequence[np.ndarray], quality: float) -> list[Encoded]:
         return [self.compress(im, quality) for im in images]

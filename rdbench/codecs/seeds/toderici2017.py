@@ -62,7 +62,7 @@ cannot be verified without the file, which cannot be downloaded here.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -239,12 +239,20 @@ class ResidualGRUNet(nn.Module):
     @torch.no_grad()
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """Reconstruction (N, 3, H, W) in the input's scale from codes (T, N, 32, h, w), ±1."""
+        recon = None
+        for recon in self.decode_steps(codes):
+            pass
+        return recon
+
+    @torch.no_grad()
+    def decode_steps(self, codes: Iterable[torch.Tensor]) -> Iterator[torch.Tensor]:
+        """The reconstruction after each iteration, from each iteration's codes (N, 32, h, w), ±1."""
         dec_state: list = [None] * 4
         recon = None
         for b in codes:
             out, dec_state = self.decoder(b, dec_state)
             recon = out if recon is None else recon + out
-        return recon
+            yield recon
 
     @staticmethod
     def cell_of(state_dict: dict) -> str:
@@ -325,23 +333,32 @@ def encode_bits(bits: np.ndarray) -> tuple[list[bytes], list[float]]:
 
 def decode_bits(strings: Sequence[bytes], h: int, w: int) -> np.ndarray:
     """Invert :func:`encode_bits`: bits (T, 32, h, w) as uint8."""
+    bits = np.zeros((len(strings), BITS, h, w), dtype=np.uint8)
+    for t, iteration in enumerate(iter_decode_bits(strings, h, w)):
+        bits[t] = iteration
+    return bits
+
+
+def iter_decode_bits(strings: Iterable[bytes], h: int, w: int) -> Iterator[np.ndarray]:
+    """The bits (32, h, w) of each iteration in turn, decoded only when asked for."""
     import constriction
 
-    bits = np.zeros((len(strings), BITS, h, w), dtype=np.uint8)
     model, family = _BitModel(h, w), _bernoulli()
+    prev = None
     for t, s in enumerate(strings):
         if len(s) % 4:
             raise CodecError(f"toderici2017: entropy-coded iteration {t + 1} is {len(s)} bytes, not whole 32-bit words")
         decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(s, dtype="<u4").astype(np.uint32))
-        prev = bits[t - 1] if t else None
+        cur = np.zeros((BITS, h, w), dtype=np.uint8)
         for c in range(BITS):
-            flat = bits[t, c].reshape(-1)  # a view: decoded bits land in ``bits``
+            flat = cur[c].reshape(-1)  # a view: decoded bits land in ``cur``
             for phase in (0, 1):
-                ctx = model.contexts(prev, bits[t], c, phase)
+                ctx = model.contexts(prev, cur, c, phase)
                 symbols = np.asarray(decoder.decode(family, model.probabilities(ctx)), dtype=np.int32)
                 flat[model.phases[phase]] = symbols
                 model.update(ctx, symbols)
-    return bits
+        yield cur
+        prev = cur
 
 
 # -- the codec ---------------------------------------------------------------------------------
@@ -352,6 +369,25 @@ class _Model:
     net: ResidualGRUNet
     label: str  # which weights, for ``version``
     tag: bytes  # 4-byte fingerprint of the weights, written into every stream
+
+
+@dataclass
+class _Stream:
+    """A parsed, checked stream: header, iteration count, the weights it needs, its payload."""
+
+    header: bitstream.Header
+    k: int
+    model: _Model
+    strings: list[bytes]
+
+    def is_prefix_of(self, other: "_Stream") -> bool:
+        """Whether this stream is the first ``k`` iterations of ``other`` (same encode and weights)."""
+        a, b = self.header, other.header
+        if (a.height, a.width, a.shape, a.tag) != (b.height, b.width, b.shape, b.tag) or self.model is not other.model:
+            return False
+        if a.shape[1] == MODE_RAW:
+            return other.strings[0][: len(self.strings[0])] == self.strings[0]
+        return other.strings[: self.k] == self.strings
 
 
 class Toderici2017(LearnedCodec[_Model]):
@@ -456,6 +492,34 @@ class Toderici2017(LearnedCodec[_Model]):
         return (codes > 0).to(torch.uint8).cpu().numpy()
 
     def decode(self, data: bytes) -> np.ndarray:
+        stream = self._parse(data)
+        (_, image), = self._decode_steps(stream, {stream.k})
+        return image
+
+    def decode_ladder(self, streams: Sequence[bytes]) -> Iterator[tuple[int, np.ndarray]]:
+        """Decode a ladder in one pass per encode: the longest stream, yielding every rate on the way.
+
+        The quality-k stream of an encode is a prefix of the quality-16 one (see the module
+        docstring), and k decoder iterations on it are exactly the first k of the longer stream's,
+        so one pass of max(k) iterations gives every rate (16 iterations for the full ladder
+        instead of 1 + 2 + … + 16 = 136). A stream that is not a prefix of a longer one in the
+        ladder (another encode or other weights) gets its own pass.
+        """
+        parsed = [self._parse(data) for data in streams]
+        pending = set(range(len(parsed)))
+        while pending:
+            longest = parsed[max(pending, key=lambda i: (parsed[i].k, -i))]
+            members = [i for i in sorted(pending) if parsed[i].is_prefix_of(longest)]
+            pending -= set(members)
+            by_k: dict[int, list[int]] = {}
+            for i in members:
+                by_k.setdefault(parsed[i].k, []).append(i)
+            for k, image in self._decode_steps(longest, set(by_k)):
+                for n, i in enumerate(by_k[k]):
+                    yield i, image if n == 0 else image.copy()
+
+    def _parse(self, data: bytes) -> "_Stream":
+        """Check a stream's header against this codec and its weights; the stream's parts."""
         header, strings = bitstream.unpack(data)
         if header.codec != self.name:
             raise CodecError(f"{self.name}: the stream was made by codec {header.codec!r}")
@@ -476,21 +540,37 @@ class Toderici2017(LearnedCodec[_Model]):
             expected = k * BITS * bh * bw // 8
             if len(strings) != 1 or len(strings[0]) != expected:
                 raise CodecError(f"{self.name}: expected one payload of {expected} bytes for {k} iterations")
-            bits = np.unpackbits(np.frombuffer(strings[0], dtype=np.uint8)).reshape(k, BITS, bh, bw)
+        elif len(strings) != k:
+            raise CodecError(f"{self.name}: expected {k} entropy-coded iterations, got {len(strings)}")
+        return _Stream(header, k, model, list(strings))
+
+    def _decode_steps(self, stream: "_Stream", ks: set[int]) -> Iterator[tuple[int, np.ndarray]]:
+        """Run the decoder over ``stream``'s iterations; yield (k, image) after each k in ``ks``."""
+        header, model = stream.header, stream.model
+        bh, bw = header.padded_height // BLOCK, header.padded_width // BLOCK
+        if header.shape[1] == MODE_RAW:
+            bits = np.unpackbits(np.frombuffer(stream.strings[0], dtype=np.uint8)).reshape(stream.k, BITS, bh, bw)
         else:
-            if len(strings) != k:
-                raise CodecError(f"{self.name}: expected {k} entropy-coded iterations, got {len(strings)}")
-            bits = decode_bits(strings, bh, bw)
-        return self.decode_bits(bits, header.height, header.width, model)
+            bits = iter_decode_bits(stream.strings, bh, bw)
+        codes = (torch.from_numpy(b.astype(np.float32) * 2 - 1)[None].to(self.device) for b in bits)
+        last = max(ks)
+        for k, recon in enumerate(model.net.decode_steps(codes), start=1):
+            if k in ks:
+                yield k, self._pixels(recon, header.height, header.width)
+            if k == last:
+                return
+
+    @staticmethod
+    def _pixels(recon: torch.Tensor, height: int, width: int) -> np.ndarray:
+        x_hat = recon[0, :, :height, :width]
+        pixels = ((x_hat + 0.5) * 255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0)
+        return np.ascontiguousarray(pixels.cpu().numpy())
 
     def decode_bits(self, bits: np.ndarray, height: int, width: int, model: _Model | None = None) -> np.ndarray:
         """Reconstruct an image from bits (T, 32, h, w) and crop it to ``height`` × ``width``."""
         model = model or self._model(bits.shape[0])
         codes = torch.from_numpy(bits.astype(np.float32) * 2 - 1)[:, None].to(self.device)
-        with torch.no_grad():
-            x_hat = model.net.decode(codes)[0, :, :height, :width]
-            pixels = ((x_hat + 0.5) * 255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0)
-        return np.ascontiguousarray(pixels.cpu().numpy())
+        return self._pixels(model.net.decode(codes), height, width)
 
 
 def _padded(n: int) -> int:
