@@ -203,26 +203,28 @@ def evaluate_ladder(
     """
     metrics = metrics or MetricSet()
     encoded = _encode_ladder(codec, image, qualities)
+    ladder: dict[int, tuple] = {}  # stream index → ((decoded, s), (verified, s)) from whole-ladder passes
     if codec.progressive:
         encoded = list(encoded)
         streams = [enc.data for _, enc, _ in encoded if not isinstance(enc, Failure)]
         first, second = _decode_ladder_timed(codec, streams), _decode_ladder_timed(codec, streams)
-    index = 0
+        ladder = {i: (first[i], second[i]) for i in first.keys() & second.keys()}
+    n_streams = 0
     for quality, enc, encode_s in encoded:
         if isinstance(enc, Failure):
             yield enc
             continue
+        passes = ladder.get(n_streams)
+        n_streams += 1
         try:
-            if codec.progressive and index in first and index in second:
-                (decoded, decode_s), (verified, verify_s) = first[index], second[index]
-            else:  # one rate at a time (and how a progressive codec's failed ladder pass is retried)
+            if passes:
+                (decoded, decode_s), (verified, verify_s) = passes
+            else:  # one rate at a time (also how a progressive codec's failed ladder pass is retried)
                 decoded, decode_s = _timed(codec, codec.decode, enc.data)
                 verified, verify_s = _timed(codec, codec.decode, enc.data)
         except Exception as exc:  # noqa: BLE001
             yield _failure(quality, "decode", exc)
             continue
-        finally:
-            index += 1
         m = _measure(codec, image, quality, enc, encode_s, decoded, decode_s, verified, verify_s, metrics)
         if keep_outputs and isinstance(m, Measurement):
             m.data, m.decoded = enc.data, decoded

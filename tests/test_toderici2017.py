@@ -126,6 +126,27 @@ def test_ladder_decode_times_are_charged_up_to_each_rate(image):
         np.testing.assert_array_equal(r.decoded, codec.decode(r.data))
 
 
+def test_a_damaged_rate_fails_alone_when_the_ladder_pass_cannot_run(image, monkeypatch):
+    """A truncated stream stops the one-pass ladder decode; the harness then decodes rate by rate,
+    so only that rate becomes a decode failure."""
+    from rdbench.codecs.base import Encoded
+    from rdbench.evaluate import Failure, Measurement, evaluate_ladder
+
+    codec = get_codec("toderici2017:weights=random")
+    ladder_of = type(codec).compress_ladder
+
+    def damaged(self, img, qualities):
+        out = ladder_of(self, img, qualities)
+        out[1] = Encoded(out[1].data[:-3], out[1].estimated_bits)
+        return out
+
+    monkeypatch.setattr(type(codec), "compress_ladder", damaged)
+    results = list(evaluate_ladder(codec, image, [1, 2, 3]))
+    assert [type(r) for r in results] == [Measurement, Failure, Measurement]
+    assert results[1].stage == "decode" and results[1].quality == 2
+    assert "truncated bitstream" in results[1].message
+
+
 def test_entropy_stage_is_lossless_and_keeps_the_prefix_property(codec, image, ladder):
     _, (full,) = bitstream.unpack(ladder[-1].data)
     bits = np.unpackbits(np.frombuffer(full, np.uint8)).reshape(16, 32, H // 16, W // 16)
