@@ -51,6 +51,7 @@ import numpy as np
 from rdbench.codecs import bitstream
 from rdbench.codecs.base import Codec, CodecError, Encoded, Param, get_codec
 from rdbench.codecs.seeds.learned import (
+    indices_by_shape,
     LOAD_ERRORS,
     LearnedCodec,
     checkpoint_errors,
@@ -260,14 +261,8 @@ class CompressAIZoo(LearnedCodec[_Loaded]):
         """Encode images at one quality; equal-shape images share one ``g_a`` pass on the device."""
         q = self._quality(quality)
         loaded = self._load(q)
-        groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
-        for i, im in enumerate(images):
-            if not (isinstance(im, np.ndarray) and im.dtype == np.uint8 and im.ndim == 3 and im.shape[2] == 3):
-                got = f"{getattr(im, 'dtype', type(im).__name__)} {getattr(im, 'shape', '')}"
-                raise ValueError(f"{self.name}: images must be uint8 (H, W, 3) arrays, got {got}")
-            groups[im.shape].append(i)
         out: list[Encoded | None] = [None] * len(images)
-        for (h, w, _), idx in groups.items():
+        for (h, w, _), idx in indices_by_shape(self.name, images).items():
             for i, enc in zip(idx, self._compress_group([images[i] for i in idx], q, loaded, h, w)):
                 out[i] = enc
         return out  # type: ignore[return-value]

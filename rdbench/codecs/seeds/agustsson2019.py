@@ -65,6 +65,7 @@ from torch import nn
 from rdbench.codecs import bitstream
 from rdbench.codecs.base import CodecError, CodecSpecError, Encoded, Param
 from rdbench.codecs.seeds.learned import (
+    check_image,
     LearnedCodec,
     checkpoint_errors,
     checkpoint_identity,
@@ -363,9 +364,7 @@ class Agustsson2019(LearnedCodec[_Model]):
     def encode_symbols(self, image: np.ndarray, channels: int) -> np.ndarray:
         """The quantised representation of ``image``: symbols (C, padded H/16, padded W/16), 0–4."""
         model = self._model(channels)
-        if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3):
-            got = f"{getattr(image, 'dtype', type(image).__name__)} {getattr(image, 'shape', '')}"
-            raise ValueError(f"{self.name}: images must be uint8 (H, W, 3) arrays, got {got}")
+        check_image(self.name, image)
         h, w = image.shape[:2]
         x = torch.tensor(image).to(self.device).permute(2, 0, 1)[None].float()
         x = F.pad(x / 127.5 - 1.0, (0, _padded(w) - w, 0, _padded(h) - h), mode="replicate")

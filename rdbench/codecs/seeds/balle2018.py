@@ -52,6 +52,7 @@ import numpy as np
 from rdbench.codecs import bitstream
 from rdbench.codecs.base import CodecError, Encoded, Param
 from rdbench.codecs.seeds.learned import (
+    indices_by_shape,
     LOAD_ERRORS,
     LearnedCodec,
     checkpoint_errors,
@@ -298,17 +299,9 @@ class SeedCodec(LearnedCodec[Loaded]):
 
         q = self._quality(quality)
         loaded = self._load(q)
-        groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
-        for i, im in enumerate(images):
-            if not (isinstance(im, np.ndarray) and im.dtype == np.uint8 and im.ndim == 3 and im.shape[2] == 3):
-                got = f"{getattr(im, 'dtype', type(im).__name__)} {getattr(im, 'shape', '')}"
-                raise ValueError(f"{self.name}: images must be uint8 (H, W, 3) arrays, got {got}")
-            if im.shape[0] < 1 or im.shape[1] < 1:
-                raise ValueError(f"{self.name}: empty image {im.shape}")
-            groups[im.shape].append(i)
         out: list[Encoded | None] = [None] * len(images)
         with torch.inference_mode():
-            for (h, w, _), idx in groups.items():
+            for (h, w, _), idx in indices_by_shape(self.name, images).items():
                 with self._stage("analysis"):
                     x = torch.from_numpy(np.stack([images[i] for i in idx])).to(self.device)
                     y, ph, pw = self._analysis(loaded, x.permute(0, 3, 1, 2), h, w)

@@ -24,6 +24,8 @@ from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+import numpy as np
+
 from rdbench.codecs.base import Codec, CodecSpecError
 from rdbench.codecs.weights import CheckpointError, sha256sum
 from rdbench.device import prepare_device
@@ -31,11 +33,13 @@ from rdbench.device import prepare_device
 __all__ = [
     "LOAD_ERRORS",
     "LearnedCodec",
+    "check_image",
     "checkpoint_errors",
     "checkpoint_identity",
     "describe_checkpoints",
     "first_line",
     "hash_suffix",
+    "indices_by_shape",
     "state_fingerprint",
     "weights_tag",
 ]
@@ -46,6 +50,24 @@ LOAD_ERRORS: tuple[type[Exception], ...] = (KeyError, RuntimeError, ValueError, 
 
 ModelT = TypeVar("ModelT")  # what a codec caches per weights key: its network and what goes with it
 CodecT = TypeVar("CodecT", bound="LearnedCodec")
+
+
+def check_image(name: str, image: Any) -> None:
+    """A ``ValueError`` naming the codec unless ``image`` is a non-empty uint8 (H, W, 3) array."""
+    if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3):
+        got = f"{getattr(image, 'dtype', type(image).__name__)} {getattr(image, 'shape', '')}"
+        raise ValueError(f"{name}: images must be uint8 (H, W, 3) arrays, got {got}")
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise ValueError(f"{name}: empty image {image.shape}")
+
+
+def indices_by_shape(name: str, images: Sequence[Any]) -> dict[tuple[int, ...], list[int]]:
+    """The indices of ``images`` by shape (equal shapes share one batched network pass); each checked."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, image in enumerate(images):
+        check_image(name, image)
+        groups.setdefault(image.shape, []).append(i)
+    return groups
 
 
 def first_line(exc: BaseException) -> str:

@@ -74,6 +74,7 @@ from torch import nn
 from rdbench.codecs import bitstream
 from rdbench.codecs.base import CodecError, Encoded, Param
 from rdbench.codecs.seeds.learned import (
+    check_image,
     LearnedCodec,
     checkpoint_errors,
     checkpoint_identity,
@@ -458,7 +459,7 @@ class Toderici2017(LearnedCodec[_Model]):
 
     def compress_ladder(self, image: np.ndarray, qualities: Sequence[float]) -> list[Encoded]:
         """Every quality from one encode (per weights file) of max(qualities) iterations."""
-        _check_image(self.name, image)
+        check_image(self.name, image)
         ks = [self._quality(q) for q in qualities]
         h, w = image.shape[:2]
         ph, pw = _padded(h), _padded(w)
@@ -576,8 +577,3 @@ class Toderici2017(LearnedCodec[_Model]):
 def _padded(n: int) -> int:
     return -(-n // PAD_MULTIPLE) * PAD_MULTIPLE
 
-
-def _check_image(name: str, image: Any) -> None:
-    if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3):
-        got = f"{getattr(image, 'dtype', type(image).__name__)} {getattr(image, 'shape', '')}"
-        raise ValueError(f"{name}: images must be uint8 (H, W, 3) arrays, got {got}")
