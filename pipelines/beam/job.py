@@ -85,11 +85,16 @@ def run_job(shards: Sequence[Shard], run_dir: str, run_id: str, device: str, cfg
             | "Spread over workers" >> beam.Reshuffle()
             | "Evaluate and write each shard" >> beam.ParDo(evaluate)
         )
-    client = getattr(p.result, "client", None)  # the Dask runner's distributed.Client
+    return finish(p.result)
+
+
+def finish(result) -> dict[str, int]:
+    """Release a finished job's runner resources; return its rdbench counters (name → total)."""
+    client = getattr(result, "client", None)  # the Dask runner's distributed.Client
     if client is not None:
         client.close()
     try:
-        counters = p.result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]
+        counters = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]
     except NotImplementedError:  # e.g. the Dask runner collects no metrics yet
         return {}
     totals: dict[str, int] = {}

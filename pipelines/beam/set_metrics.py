@@ -12,7 +12,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from pipelines.beam.evaluate_shard import NAMESPACE
-from pipelines.beam.job import RunnerConfig, pipeline_options
+from pipelines.beam.job import RunnerConfig, finish, pipeline_options
 from rdbench import runfolder
 from rdbench.metrics.setlevel import PatchFeatures, SetStatsCombineFn
 from rdbench.metrics.shardfeatures import SetKey, ShardFeatures
@@ -33,8 +33,9 @@ def write_set_metrics(sets: list, run_dir: str) -> int:
     return len(sets)
 
 
-def run_set_metrics_job(run_dir: str, cfg: RunnerConfig) -> None:
-    """Compute FID and KID of every (dataset, codec, quality) of ``run_dir`` into set_metrics.csv."""
+def run_set_metrics_job(run_dir: str, cfg: RunnerConfig) -> dict[str, int]:
+    """Compute FID and KID of every (dataset, codec, quality) of ``run_dir`` into set_metrics.csv;
+    return the job's counters."""
     runner, options = pipeline_options(cfg)
     with beam.Pipeline(runner=runner, options=options) as p:
         (
@@ -46,6 +47,4 @@ def run_set_metrics_job(run_dir: str, cfg: RunnerConfig) -> None:
             | "Gather the sets" >> beam.combiners.ToList()
             | "Write set_metrics.csv" >> beam.Map(write_set_metrics, run_dir)
         )
-    client = getattr(p.result, "client", None)  # the Dask runner's distributed.Client
-    if client is not None:
-        client.close()
+    return finish(p.result)
