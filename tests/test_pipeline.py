@@ -276,6 +276,19 @@ def test_fid_and_kid_through_the_pipeline_equal_torch_fidelity(tmp_path, photos,
     assert any(p.name.startswith("rd_fid_") for p in (run / "plots").glob("*.png"))
     assert "Rate–FID" in (run / "report.html").read_text()
 
+    # A run killed after a shard's features but before its results resumes with that shard redone
+    # (its features file overwritten, not doubled) and the same figures.
+    for name in ("results/shard-00001.parquet", "_EVALUATED", "set_metrics.csv", "report.html"):
+        (run / name).unlink()
+    again = run_benchmark(datasets=[f"folder:{folder}"], codecs=["jpeg"], qualities={"jpeg": [10, 60]},
+                          metrics=["psnr_rgb", "fid", "kid"], output_root=str(tmp_path / "out"),
+                          run_name="fid", num_workers=1, images_per_shard=2)
+    assert again.status.name == "SUCCESS", again.summary_text
+    assert json.loads((run / "run.json").read_text())["plan"]["shards_resumed"] == 2
+    assert len(list((run / "features").glob("*.npz"))) == 3
+    resumed = pd.read_csv(run / "set_metrics.csv").set_index("quality")
+    pd.testing.assert_frame_equal(resumed, sets)
+
 
 def test_hific_checkpoint_in_the_published_layout_through_the_pipeline(tmp_path, photos):
     """A synthetic checkpoint with the published key layout (a narrow variant: 16 latent channels,
