@@ -6,6 +6,7 @@ import os
 import time
 
 import apache_beam as beam
+import numpy as np
 from apache_beam.metrics import Metrics
 from apache_beam.utils.shared import Shared
 
@@ -104,8 +105,7 @@ class EvaluateShard(beam.DoFn):
         self.shards_written.inc()
         yield shard.name, len(rows), len(errors)
 
-
-    def _load(self, unit, features: ShardFeatures | None, timings: dict[str, float]):
+    def _load(self, unit, features: ShardFeatures | None, timings: dict[str, float]) -> np.ndarray | Exception:
         """The unit's image (and, for FID/KID, its patch features), or the exception that stopped it."""
         start = time.perf_counter()
         try:
