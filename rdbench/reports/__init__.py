@@ -17,6 +17,7 @@ from .html import render_report
 from .plots import CLASSICAL_CODECS, make_plots, plot_rd, plot_times
 from .reference import known_methods, load_reference
 from .runs import RunData, RunInfo, load_runs
+from .set_metrics import SET_METRICS_COLUMNS, read_set_metrics
 from .summary import SUMMARY_COLUMNS, pooled_psnr, read_summary, summarize, write_summary
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "CLASSICAL_CODECS",
     "RunData",
     "RunInfo",
+    "SET_METRICS_COLUMNS",
     "SUMMARY_COLUMNS",
     "bd_compare",
     "build_report",
@@ -37,6 +39,7 @@ __all__ = [
     "plot_rd",
     "plot_times",
     "pooled_psnr",
+    "read_set_metrics",
     "read_summary",
     "render_report",
     "select_anchor",

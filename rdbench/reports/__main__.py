@@ -1,7 +1,8 @@
 """``python -m rdbench.reports RUN_DIR [RUN_DIR…] [--out DIR] [--anchor jpeg] [--reference slug,slug|all]``
 
 Rebuilds summary.csv, bd_rate.csv, plots/ and report.html from existing run folders (nothing is
-re-encoded or re-measured). With several run folders their rows are merged and --out is required.
+re-encoded or re-measured). With several run folders their rows are merged and --out is required;
+each set's FID/KID (set_metrics.csv) comes from the last folder that has it.
 """
 from __future__ import annotations
 
