@@ -354,11 +354,6 @@ def _is_file(path: str) -> bool:
     return Path(path).is_file()
 
 
-# the names rdbench.codecs.rdbench_small imports from here
-_fingerprint = state_fingerprint
-_short_hash = hash_suffix
-
-
 class BMSHJ2018Factorized(CompressAIZoo):
     """Ballé et al. 2018, factorized prior (``compressai.zoo.bmshj2018_factorized``)."""
 

@@ -37,15 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from rdbench.codecs.base import Param
-from rdbench.codecs.compressai_zoo import (
-    CompressAIZoo,
-    _compressai,
-    _entropy_view,
-    _fingerprint,
-    _is_file,
-    _Loaded,
-    _short_hash,
-)
+from rdbench.codecs.compressai_zoo import CompressAIZoo, _compressai, _entropy_view, _is_file, _Loaded
+from rdbench.codecs.seeds.learned import hash_suffix, state_fingerprint
 from rdbench.codecs.weights import CheckpointError, extract_state_dict, load_state_dict, sha256sum
 
 __all__ = ["LMBDAS", "WEIGHTS_FILE", "RDBenchSmall", "fold", "make_model", "num_levels", "shipped_weights"]
@@ -187,10 +180,10 @@ class RDBenchSmall(CompressAIZoo):
         template = self.params["checkpoint"]
         if template and "{quality}" in template:
             present = [q for q in self.DEFAULT_QUALITIES if _is_file(self._checkpoint_path(q))]
-            hashes = ", ".join(f"q{q}{_short_hash(self._checkpoint_path(q))}" for q in present)
+            hashes = ", ".join(f"q{q}{hash_suffix(self._checkpoint_path(q))}" for q in present)
             return f"checkpoint {template} ({hashes or 'no file present'})"
         what = f"checkpoint {template}" if template else f"shipped weights {WEIGHTS_FILE}"
-        return f"{what}{_short_hash(self._weights_path())}"
+        return f"{what}{hash_suffix(self._weights_path())}"
 
     def weights_available(self, qualities: Sequence[float] | None = None) -> bool:
         if self.params["weights"] == "random" and not self.params["checkpoint"]:
@@ -240,7 +233,7 @@ class RDBenchSmall(CompressAIZoo):
         net.eval().requires_grad_(False)
         net.update(force=True)
         g_a, g_s = self._on_device(net)
-        return _Loaded(net, _entropy_view(net), g_a, g_s, label, _fingerprint(self.name, net))
+        return _Loaded(net, _entropy_view(net), g_a, g_s, label, state_fingerprint(self.name, net))
 
     def _from_state_dict(self, arch, state_dict: dict, source: str):
         try:
