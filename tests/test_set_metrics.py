@@ -119,6 +119,7 @@ def test_report_draws_rate_perception_plots_and_merges_runs(tmp_path):
     assert summary[summary.codec == "avif"].fid.isna().all()
     html = report.read_text()
     assert "Rate–FID" in html and "Rate–LPIPS" in html and "<th>fid</th>" in html
+    assert 'id="set-metrics-table"' in html and "<th>n_patches</th>" in html
     assert len(load_runs([tmp_path / "a", tmp_path / "b"]).set_metrics) == 6
 
     # A run without any perceptual metric shows no such plot and no empty column.
@@ -128,7 +129,7 @@ def test_report_draws_rate_perception_plots_and_merges_runs(tmp_path):
     results["lpips"] = None
     results.to_parquet(plain / "results" / "shard-00000.parquet")
     html = build_report(plain).read_text()
-    assert "Rate–FID" not in html and "Rate–LPIPS" not in html and "<th>fid</th>" not in html
+    assert "Rate–FID" not in html and "Rate–LPIPS" not in html and "<th>fid</th>" not in html and "set-metrics" not in html
 
 
 def test_asking_for_fid_without_weights_fails_the_run_before_any_work(tmp_path, small_folder, monkeypatch):

@@ -52,7 +52,7 @@ def build_report(
             "the row from the folder listed last was kept."
         )
     html = render_report(data.runs, data.results, data.errors, summary, bd, plots, out_dir,
-                         anchor=anchor, reference=selection, notes=notes)
+                         anchor=anchor, reference=selection, notes=notes, set_metrics=data.set_metrics)
     path = out_dir / "report.html"
     _write_atomic(path, html)
     return path

@@ -46,7 +46,7 @@ FORMATS = {
     "quality": "q",
     "bpp": 4, "bpp_estimated": 4, "bpp_min": 4, "bpp_max": 4,
     "psnr_rgb": 3, "psnr_rgb_pooled": 3, "psnr_y": 3, "ms_ssim_db": 3,
-    "ms_ssim_rgb": 5, "lpips": 4, "fid": 3, "kid": "g",
+    "ms_ssim_rgb": 5, "lpips": 4, "fid": 3, "kid": "g", "kid_std": "g",
     "encode_s": "g", "decode_s": "g",
     "bd_rate_percent": 2, "bd_metric": 3,
     "delta_psnr": 3,
@@ -228,8 +228,9 @@ def render_report(
     anchor: str = "jpeg",
     reference: Sequence[str] = (),
     notes: Sequence[str] = (),
+    set_metrics: pd.DataFrame | None = None,
 ) -> str:
-    """The report page as a string."""
+    """The report page as a string (``set_metrics``: the rows of set_metrics.csv, if any)."""
     out_dir = Path(out_dir)
     names = ", ".join(r.name for r in runs)
     generated = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -258,16 +259,19 @@ def render_report(
         "except psnr_rgb_pooled: the PSNR of the squared error summed over the set. bpp counts the whole "
         "bitstream. Times are seconds per image. Also in summary.csv.</p>"
     )
-    if len(summary) and summary.get("fid", pd.Series(dtype=float)).notna().any():
-        parts.append(
-            '<p class="note">fid, kid: set-level, over the 256×256 patches of every reconstruction of the '
-            "(dataset, codec, quality) and of the originals (an aligned grid plus one shifted by half a "
-            "patch; images below 256 px have none). Patch counts are in set_metrics.csv.</p>"
-        )
     # Optional metrics the run did not compute would only be empty columns.
     shown = [c for c in summary.columns if c not in OPTIONAL_COLUMNS or summary[c].notna().any()]
     parts.append(html_table(summary, "summary-table", shown) if len(summary) else
                  '<p id="summary-table">No results.</p>')
+    if set_metrics is not None and len(set_metrics):
+        parts.append('<h3 id="set-metrics">FID and KID per set</h3>')
+        parts.append(
+            '<p class="note">Set-level: over the 256×256 patches of every reconstruction of the (dataset, codec, '
+            "quality) against the same patches of the originals (an aligned grid plus one shifted by half a "
+            "patch; images below 256 px have none and count as skipped). With few patches FID is biased "
+            "upwards: compare codecs on the same set. Also in set_metrics.csv.</p>"
+        )
+        parts.append(html_table(set_metrics, "set-metrics-table"))
 
     parts.append('<h2 id="bd-rate">BD-rate</h2>')
     parts.append(
