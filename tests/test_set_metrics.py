@@ -162,3 +162,25 @@ def test_set_stats_of_a_shard_file_match_direct_accumulation():
     for _, element in ShardFeatures.from_bytes(shard.to_bytes()).set_elements():
         via_file.add(element.key, element.real, element.fake)
     assert via_file.result(subsets=5, subset_size=10) == direct.result(subsets=5, subset_size=10)
+
+
+def test_a_set_metric_not_asked_for_is_left_empty():
+    from rdbench.metrics.setlevel import SetStatsCombineFn
+
+    stats = SetStats()
+    for i in range(4):
+        stats.add(f"d/img{i}", features(3, i), features(3, 50 + i))
+    only_fid = SetStatsCombineFn(metrics=["fid"]).extract_output(stats)
+    only_kid = SetStatsCombineFn(metrics=["kid"]).extract_output(stats)
+    both = SetStatsCombineFn().extract_output(stats)
+    assert only_fid["fid"] == both["fid"] and only_fid["kid"] is None and only_fid["kid_std"] is None
+    assert only_kid["kid"] == both["kid"] and only_kid["fid"] is None
+    assert both["fid"] > 0 and both["kid"] is not None
+    table = read_set_metrics_bytes(set_metrics_csv([(("d", "jpeg", 50.0), only_fid)]))
+    assert table.kid.isna().all() and table.fid.notna().all()
+
+
+def read_set_metrics_bytes(data: bytes) -> pd.DataFrame:
+    import io
+
+    return pd.read_csv(io.BytesIO(data))

@@ -6,7 +6,7 @@ scales with the number of sets, not the number of images (see :mod:`rdbench.metr
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -33,9 +33,9 @@ def write_set_metrics(sets: list, run_dir: str) -> int:
     return len(sets)
 
 
-def run_set_metrics_job(run_dir: str, cfg: RunnerConfig) -> dict[str, int]:
-    """Compute FID and KID of every (dataset, codec, quality) of ``run_dir`` into set_metrics.csv;
-    return the job's counters."""
+def run_set_metrics_job(run_dir: str, cfg: RunnerConfig, metrics: Sequence[str] = ("fid", "kid")) -> dict[str, int]:
+    """Compute ``metrics`` (FID, KID or both) of every (dataset, codec, quality) of ``run_dir`` into
+    set_metrics.csv (a metric not asked for is left empty); return the job's counters."""
     runner, options = pipeline_options(cfg)
     with beam.Pipeline(runner=runner, options=options) as p:
         (
@@ -43,7 +43,7 @@ def run_set_metrics_job(run_dir: str, cfg: RunnerConfig) -> dict[str, int]:
             | "List feature files" >> beam.Create(runfolder.feature_files(run_dir))
             | "Spread over workers" >> beam.Reshuffle()
             | "Read patch features" >> beam.FlatMap(read_set_elements)
-            | "FID and KID per (dataset, codec, quality)" >> beam.CombinePerKey(SetStatsCombineFn())
+            | "FID and KID per (dataset, codec, quality)" >> beam.CombinePerKey(SetStatsCombineFn(metrics=metrics))
             | "Gather the sets" >> beam.combiners.ToList()
             | "Write set_metrics.csv" >> beam.Map(write_set_metrics, run_dir)
         )

@@ -549,14 +549,17 @@ class SetStats:
         return kid_from_features(real, fake, subsets=subsets, subset_size=subset_size, seed=seed)
 
     def result(self, *, subsets: int = KID_SUBSETS, subset_size: int = KID_SUBSET_SIZE,
-               seed: int = KID_SEED) -> dict:
-        """The set's figures: n_images, n_images_skipped, n_patches, fid, kid, kid_std, kid_patches."""
-        kid, kid_std = self.kid(subsets=subsets, subset_size=subset_size, seed=seed)
+               seed: int = KID_SEED, fid: bool = True, kid: bool = True) -> dict:
+        """The set's figures: n_images, n_images_skipped, n_patches, fid, kid, kid_std, kid_patches.
+
+        ``fid=False`` / ``kid=False`` leave that metric None without computing it.
+        """
+        kid, kid_std = self.kid(subsets=subsets, subset_size=subset_size, seed=seed) if kid else (None, None)
         return {
             "n_images": self.n_images,
             "n_images_skipped": self.n_images_skipped,
             "n_patches": self.n_patches,
-            "fid": self.fid(),
+            "fid": self.fid() if fid else None,
             "kid": kid,
             "kid_std": kid_std,
             "kid_patches": len(self.kid_features()[0]),
@@ -568,11 +571,14 @@ class SetStatsCombineFn(beam.CombineFn):
 
     Inputs may also be plain ``(image key, real, fake)`` tuples. The output is
     :meth:`SetStats.result`: ``{"n_images", "n_images_skipped", "n_patches", "fid", "kid", "kid_std",
-    "kid_patches"}`` with None where a metric is undefined (fewer than 2 patches).
+    "kid_patches"}`` with None where a metric is undefined (fewer than 2 patches) or not asked for
+    (``metrics``: which of ``fid``, ``kid`` to compute).
     """
 
     def __init__(self, *, kid_subsets: int = KID_SUBSETS, kid_subset_size: int = KID_SUBSET_SIZE,
-                 kid_max_patches: int = KID_MAX_PATCHES, seed: int = KID_SEED):
+                 kid_max_patches: int = KID_MAX_PATCHES, seed: int = KID_SEED,
+                 metrics: Iterable[str] = ("fid", "kid")):
+        self.metrics = frozenset(metrics)
         self.kid_subsets = int(kid_subsets)
         self.kid_subset_size = int(kid_subset_size)
         self.kid_max_patches = int(kid_max_patches)
@@ -600,5 +606,6 @@ class SetStatsCombineFn(beam.CombineFn):
         return accumulator.compact()
 
     def extract_output(self, accumulator: SetStats) -> dict:
-        return accumulator.result(subsets=self.kid_subsets, subset_size=self.kid_subset_size, seed=self.seed)
+        return accumulator.result(subsets=self.kid_subsets, subset_size=self.kid_subset_size, seed=self.seed,
+                                  fid="fid" in self.metrics, kid="kid" in self.metrics)
 
