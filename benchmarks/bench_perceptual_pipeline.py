@@ -27,9 +27,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import KODAK, REPO, require_kodak, run_benchmark_cli  # noqa: E402
-
-sys.path.insert(0, str(REPO / "benchmarks"))
+from _common import KODAK, require_kodak, run_benchmark_cli  # noqa: E402
 from bench_perceptual import random_weights  # noqa: E402
 
 CONFIGS = {
