@@ -13,7 +13,6 @@ import json
 import os
 import socket
 import tempfile
-import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from rdbench.files import write_bytes_atomic, write_json_atomic
 from rdbench.schema import ERRORS_SCHEMA, RESULTS_SCHEMA
 
 __all__ = [
@@ -57,21 +57,6 @@ def join(base: str, *parts: str) -> str:
 def exists(path: str) -> bool:
     fs, p = _fs(path)
     return fs.exists(p)
-
-
-def write_bytes_atomic(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a hidden temporary sibling and a move."""
-    fs, p = _fs(path)
-    directory, name = p.rsplit("/", 1)
-    fs.makedirs(directory, exist_ok=True)
-    tmp = f"{directory}/.{name}.tmp-{uuid.uuid4().hex[:8]}"
-    with fs.open(tmp, "wb") as f:
-        f.write(data)
-    fs.mv(tmp, p)
-
-
-def write_json_atomic(path: str, obj: Any) -> None:
-    write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
 
 
 def read_json(path: str) -> Any:
