@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 
 from pipelines.beam.job import RunnerConfig  # noqa: E402
 from pipelines.beam.set_metrics import run_set_metrics_job  # noqa: E402
-from rdbench import runfolder  # noqa: E402
+from rdbench.run import folder as runfolder  # noqa: E402
 from rdbench.metrics.setlevel import FEATURE_DIM, SetStats  # noqa: E402
 from rdbench.metrics.shardfeatures import ShardFeatures  # noqa: E402
 from rdbench.reports.set_metrics import read_set_metrics  # noqa: E402

@@ -21,11 +21,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import require_kodak  # noqa: E402
 
-from rdbench import runfolder  # noqa: E402
+from rdbench.run import folder as runfolder  # noqa: E402
 from rdbench.codecs import get_codec  # noqa: E402
-from rdbench.evaluate import unit_rows  # noqa: E402
+from rdbench.run.shard import unit_rows  # noqa: E402
 from rdbench.images import load_image  # noqa: E402
-from rdbench.workplan import WorkUnit  # noqa: E402
+from rdbench.run.plan import WorkUnit  # noqa: E402
 
 IMAGENET_VAL_IMAGES = 50_000
 IMAGENET_MEAN_PIXELS = 500 * 375  # typical ILSVRC2012 val size

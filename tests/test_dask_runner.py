@@ -6,7 +6,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.test_pipeline import read_dir, run_benchmark
-from rdbench.schema import RESULTS_SCHEMA
+from rdbench.run.schema import RESULTS_SCHEMA
 
 distributed = pytest.importorskip("distributed")
 
@@ -47,7 +47,7 @@ def test_set_metrics_job_on_dask_equals_one_pass(tmp_path):
 
     from pipelines.beam.job import RunnerConfig
     from pipelines.beam.set_metrics import run_set_metrics_job
-    from rdbench import runfolder
+    from rdbench.run import folder as runfolder
     from rdbench.metrics.setlevel import SetStats
     from rdbench.metrics.shardfeatures import ShardFeatures
     from rdbench.reports.set_metrics import read_set_metrics

@@ -28,12 +28,12 @@ from rdbench.metrics.perceptual import (
     MetricWeightsUnavailableError,
     require_metric_weights,
 )
+from pipelines.beam.set_metrics import SetStatsCombineFn
 from rdbench.metrics.setlevel import (
     FeatureExtractor,
     Moments,
     PatchFeatures,
     SetStats,
-    SetStatsCombineFn,
     extract_patches,
     fid_from_features,
     fid_from_stats,

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from pipelines import RunBenchmark
-from rdbench.schema import ERRORS_SCHEMA, RESULTS_SCHEMA
+from rdbench.run.schema import ERRORS_SCHEMA, RESULTS_SCHEMA
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -22,7 +22,7 @@ from rdbench.reports.bdrate import BD_COLUMNS
 from rdbench.reports.html import esc
 from rdbench.reports.plots import file_slug
 from rdbench.reports.summary import SUMMARY_COLUMNS
-from rdbench.schema import ERRORS_SCHEMA, RESULTS_SCHEMA
+from rdbench.run.schema import ERRORS_SCHEMA, RESULTS_SCHEMA
 
 # ---------------------------------------------------------------------------------------------
 # Synthetic run folders

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from rdbench.reports.summary import SUMMARY_COLUMNS, pooled_psnr, read_summary, summarize, write_summary
-from rdbench.schema import ERRORS_SCHEMA, RESULTS_SCHEMA
+from rdbench.run.schema import ERRORS_SCHEMA, RESULTS_SCHEMA
 
 
 def _results(rows: list[dict]) -> pd.DataFrame:

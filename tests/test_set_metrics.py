@@ -7,7 +7,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from rdbench import runfolder
+from rdbench.run import folder as runfolder
 from rdbench.metrics.perceptual import MetricWeightsUnavailableError
 from rdbench.metrics.setlevel import SetStats
 from rdbench.metrics.shardfeatures import ShardFeatures
@@ -15,7 +15,7 @@ from rdbench.reports import build_report
 from rdbench.reports.runs import load_runs
 from rdbench.reports.set_metrics import SET_METRICS_COLUMNS, read_set_metrics, set_metrics_csv
 from rdbench.reports.summary import SUMMARY_COLUMNS, summarize
-from rdbench.schema import RESULTS_SCHEMA
+from rdbench.run.schema import RESULTS_SCHEMA
 
 
 def features(n: int, seed: int, d: int = 8) -> np.ndarray:
@@ -165,7 +165,7 @@ def test_set_stats_of_a_shard_file_match_direct_accumulation():
 
 
 def test_a_set_metric_not_asked_for_is_left_empty():
-    from rdbench.metrics.setlevel import SetStatsCombineFn
+    from pipelines.beam.set_metrics import SetStatsCombineFn
 
     stats = SetStats()
     for i in range(4):

@@ -116,7 +116,7 @@ def test_a_ladder_decodes_in_one_pass_of_its_longest_stream(image, entropy):
 def test_ladder_decode_times_are_charged_up_to_each_rate(image):
     """Through the harness: each rate's decode_s is the time until its image was ready (cumulative
     in k), and the rows equal those of decoding each stream alone."""
-    from rdbench.evaluate import evaluate_ladder
+    from rdbench.run.ladder import evaluate_ladder
 
     codec = get_codec("toderici2017:weights=random")
     rows = list(evaluate_ladder(codec, image, [1, 8, 16], keep_outputs=True))
@@ -130,7 +130,7 @@ def test_a_damaged_rate_fails_alone_when_the_ladder_pass_cannot_run(image, monke
     """A truncated stream stops the one-pass ladder decode; the harness then decodes rate by rate,
     so only that rate becomes a decode failure."""
     from rdbench.codecs.base import Encoded
-    from rdbench.evaluate import Failure, Measurement, evaluate_ladder
+    from rdbench.run.ladder import Failure, Measurement, evaluate_ladder
 
     codec = get_codec("toderici2017:weights=random")
     ladder_of = type(codec).compress_ladder

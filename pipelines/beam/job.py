@@ -7,7 +7,6 @@ what makes a killed job resumable shard by shard.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import apache_beam as beam
@@ -15,7 +14,8 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.beam.evaluate_shard import NAMESPACE, EvaluateShard
-from rdbench.workplan import Shard
+from rdbench.metrics.registry import DEFAULT_METRICS
+from rdbench.run import PreparedRun, RunConfig
 
 #: Runners selected by a short name; any other value is passed to Beam as ``--runner``.
 LOCAL_RUNNER = "FnApiRunner"
@@ -30,7 +30,14 @@ class RunnerConfig:
     dask_address: str = ""
     batch_size: int = 1  # images per batch for batched (GPU) codecs
     device: str = "cpu"
-    metrics: tuple[str, ...] = ("psnr_rgb", "psnr_y", "ms_ssim_rgb")
+    metrics: tuple[str, ...] = DEFAULT_METRICS
+    weights_root: str = ""
+
+    @classmethod
+    def from_config(cls, config: RunConfig, device: str) -> "RunnerConfig":
+        return cls(config.runner, config.num_workers, tuple(config.beam_options.split()), config.dask_address,
+                   config.effective_batch_size(device), device, tuple(config.metrics),
+                   os.path.abspath(config.weights_root))
 
 
 def default_num_workers(device: str = "cpu") -> int:
@@ -74,14 +81,15 @@ def pipeline_options(cfg: RunnerConfig) -> tuple[object, PipelineOptions]:
     return cfg.runner, PipelineOptions(args)
 
 
-def run_job(shards: Sequence[Shard], run_dir: str, run_id: str, device: str, cfg: RunnerConfig) -> dict[str, int]:
-    """Evaluate ``shards`` into ``run_dir``; return the job's rdbench counters."""
+def run_job(prepared: PreparedRun, cfg: RunnerConfig) -> dict[str, int]:
+    """Evaluate the run's pending shards into its folder; return the job's rdbench counters."""
     runner, options = pipeline_options(cfg)
-    evaluate = EvaluateShard(run_dir, run_id, device, cfg.batch_size, threads_per_worker(cfg), cfg.metrics)
+    evaluate = EvaluateShard(prepared.run_dir, prepared.run_id, cfg.device, cfg.batch_size, threads_per_worker(cfg),
+                             cfg.metrics, cfg.weights_root)
     with beam.Pipeline(runner=runner, options=options) as p:
         (
             p
-            | "Plan shards" >> beam.Create(list(shards))
+            | "Plan shards" >> beam.Create(list(prepared.pending))
             | "Spread over workers" >> beam.Reshuffle()
             | "Evaluate and write each shard" >> beam.ParDo(evaluate)
         )

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from rdbench.codecs.base import CodecSpecError, get_codec, known
-from rdbench.evaluate import Failure, evaluate_ladder
+from rdbench.run.ladder import Failure, evaluate_ladder
 from rdbench.images import ImageLoadError, load_image, save_png
 
 

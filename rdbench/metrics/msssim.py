@@ -1,38 +1,10 @@
 """Multi-scale SSIM, computed exactly (float64) and fast on CPU.
 
-The definition is the standard 5-scale MS-SSIM of Wang, Simoncelli & Bovik (2003), exactly as
-``pytorch_msssim.ms_ssim(x, y, data_range=255)`` and ``tf.image.ssim_multiscale`` compute it:
-
-* an 11-tap Gaussian window, σ = 1.5, applied separably with *valid* filtering (no padding);
-* K1 = 0.01, K2 = 0.03, data range 255, so C1 = (0.01·255)², C2 = (0.03·255)²;
-* per scale the mean of the contrast-structure map cs = (2σxy + C2) / (σx² + σy² + C2) at the first
-  four scales, and the mean of the full SSIM map (luminance · cs) at the fifth;
-* between scales a 2×2 average pool, which for an odd side pads one zero row/column at the start
-  and still divides by 4 (pytorch_msssim's ``avg_pool2d(kernel_size=2, padding=side % 2)``);
-* negative per-scale means clipped to 0 (relu), the five values combined with the exponents
-  0.0448, 0.2856, 0.3001, 0.2363, 0.1333, per channel, and the three channels averaged.
-
-Why hand-written instead of calling pytorch_msssim: in its default float32 the moments
-σ² = E[x²] − E[x]² lose digits to cancellation (values up to 255² = 65025), so its result drifts
-from the float64 value (by up to 3.3e-6 on the Kodak images as JPEG q50); in float64 it is ~2.5x
-slower still. And on CPU it is slow: five maps, each filtered by a depthwise ``conv2d`` per
-direction, every op a separate multi-threaded pass over the whole image, which on a busy machine
-spends most of its time in thread barriers. Here everything is float64 and agrees with
-pytorch_msssim in float64 to ~1e-14, and runs 13x faster than its float32 with torch's default
-threads on the 2-core development machine under load, ~2.5x faster with both limited to one
-thread (``benchmarks/bench_msssim.py``; ``benchmarks/README.md`` has the figures). How:
-
-1. *Four filtered maps instead of five*: the SSIM terms need only μx, μy, E[x² + y²] and E[xy]
-   (σx² + σy² = E[x² + y²] − μx² − μy²).
-2. *Separable filtering as 11 shifted multiply-adds per direction* on views, no padding, no
-   convolution machinery: torch's fused ``add_(…, alpha=w)`` runs at memory speed, and (measured)
-   beats both depthwise ``conv2d`` and banded-matrix products through BLAS.
-3. *Strips on a private thread pool*: every strip of rows at every scale is an independent task
-   that works on cache-sized arrays and returns its per-channel sums; all tasks of the five scales
-   go at once to a small pool whose threads each run single-threaded torch. Coarse tasks keep the
-   cores busy without the per-op barriers of intra-op parallelism, which degrade badly on a shared
-   machine (a Beam worker, a CI runner). Sums are combined in task order, so the result does not
-   depend on the number of threads.
+The standard 5-scale MS-SSIM, equal to ``pytorch_msssim.ms_ssim(data_range=255)`` in float64 to
+~1e-14. Hand-written because pytorch_msssim's float32 drifts (up to 3.3e-6 on Kodak) and its
+per-op threading is slow on a shared CPU; here: four filtered maps, separable shifted
+multiply-adds, row strips on a private thread pool (``benchmarks/bench_msssim.py``). Definition
+and details: docs/metrics.md, section MS-SSIM.
 """
 from __future__ import annotations
 
@@ -220,3 +192,9 @@ def ms_ssim_db(value: float) -> float:
     if value >= 1.0:
         return math.inf
     return -10.0 * math.log10(1.0 - value)
+
+
+def ms_ssim_and_db(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    """The ``ms_ssim_rgb`` and ``ms_ssim_db`` columns of one pair (the metric registry's entry)."""
+    value = ms_ssim(a, b)
+    return {"ms_ssim_rgb": value, "ms_ssim_db": ms_ssim_db(value)}

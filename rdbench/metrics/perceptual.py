@@ -1,46 +1,10 @@
 """LPIPS per image (AlexNet, v0.1), and where the weights of the learned metrics (LPIPS, FID/KID) come from.
 
-LPIPS (Zhang et al., "The Unreasonable Effectiveness of Deep Features as a Perceptual Metric",
-CVPR 2018) as the ``lpips`` package defines ``LPIPS(net='alex', version='0.1')``:
-
-1. both uint8 images are scaled to [-1, 1] (``x / 127.5 - 1``), then shifted and scaled per
-   channel by the fixed constants shift = (-0.030, -0.088, -0.188), scale = (0.458, 0.448, 0.450);
-2. the AlexNet convolutional trunk (torchvision's ImageNet AlexNet: conv 11×11/4 → 64,
-   max-pool, conv 5×5 → 192, max-pool, conv 3×3 → 384, 256, 256, each followed by a ReLU) gives
-   the activations after its five ReLUs;
-3. at each of the five layers every spatial feature vector is divided by its L2 norm over the
-   channels (+1e-10), the two images' normalised features are subtracted and squared, weighted per
-   channel by the learned linear (1×1, no bias) weights of v0.1, summed over the channels and
-   averaged over the positions;
-4. LPIPS is the sum over the five layers (0 for identical images, lower = more similar).
-
-The whole image is used (no patches, no resizing); its shorter side must be at least
-:data:`LPIPS_MIN_SIZE` (31 px, the smallest input that still leaves one position at the fifth
-layer), else :class:`~rdbench.metrics.ImageTooSmallError` is raised. Computation is in float32,
-as the reference does; rdbench agrees with ``lpips.LPIPS(net='alex')`` given the same weights to
-~1e-7 (``tests/test_perceptual.py``).
-
-Weights (never downloaded silently into an unexpected place, never a silent NaN):
-
-* the AlexNet trunk: torchvision's ``alexnet-owt-7be5be79.pth`` (ImageNet weights, the same file
-  the ``lpips`` package loads through torchvision);
-* the linear layers: ``alex.pth`` of LPIPS v0.1 (the file the ``lpips`` package ships in
-  ``lpips/weights/v0.1/``).
-
-Each file is looked up, in order, (1) in the weights root as ``<root>/lpips/<file name>``
-(``weights_root=``, else ``$RDBENCH_WEIGHTS_ROOT``, else ``codecs/``), (2) in the libraries' own
-caches (torch hub's ``<torch hub dir>/checkpoints/`` — ``$TORCH_HOME/hub`` — for the trunk; the
-installed ``lpips`` package for the linear layers), (3) downloaded into the weights root from its
-publisher (or ``$RDBENCH_WEIGHTS_MIRROR``) unless ``$RDBENCH_WEIGHTS_DOWNLOAD=0``. Every file
-found is checked against its published SHA-256. When none is available,
-:class:`MetricWeightsUnavailableError` says which file is missing, where it comes from and where
-to put it. FID/KID's Inception-v3 file (:mod:`rdbench.metrics.setlevel`) is found the same way
-(``<root>/fid/weights-inception-2015-12-05-6726825d.pth``, then torch hub's cache, where
-torch-fidelity downloads it). :func:`require_metric_weights` locates everything a list of metrics
-needs up front, so a run can fail before any work. Explicit ``backbone=`` / ``linear=`` paths (any state dicts of the right shapes, e.g.
-random weights for tests or timing) are loaded as they are, unverified.
-
-All files are read with ``torch.load(weights_only=True)``: no code runs from a weights file.
+LPIPS equals ``lpips.LPIPS(net='alex', version='0.1')`` to ~1e-7, on the whole image (at least
+:data:`LPIPS_MIN_SIZE` px). Weights files are looked up in the weights root, then the libraries'
+caches, then downloaded, and SHA-256-checked; :func:`require_metric_weights` fails a run before any
+work when one is missing. Files are read with ``torch.load(weights_only=True)``. Details:
+docs/metrics.md, sections LPIPS and Weights of the learned metrics.
 """
 from __future__ import annotations
 
@@ -77,7 +41,6 @@ __all__ = [
     "LPIPS_MIN_SIZE",
     "LpipsMetric",
     "MetricWeights",
-    "METRIC_WEIGHTS",
     "MetricWeightsUnavailableError",
     "lpips_metric",
     "require_metric_weights",
@@ -199,14 +162,6 @@ INCEPTION_WEIGHTS = MetricWeights(
     "RDBENCH_INCEPTION_WEIGHTS",
 )
 
-#: The weights files each metric that has any needs, by metric name (the ``--metrics`` names).
-METRIC_WEIGHTS: dict[str, tuple[MetricWeights, ...]] = {
-    "lpips": (ALEXNET_WEIGHTS, LPIPS_LINEAR_WEIGHTS),
-    "fid": (INCEPTION_WEIGHTS,),
-    "kid": (INCEPTION_WEIGHTS,),
-}
-
-
 def require_metric_weights(metrics: Sequence[str], weights_root: str | os.PathLike | None = None, *,
                            download: bool | None = None) -> dict[str, Path]:
     """Locate every weights file ``metrics`` need (file name → verified path), before any work.
@@ -215,12 +170,14 @@ def require_metric_weights(metrics: Sequence[str], weights_root: str | os.PathLi
     :class:`MetricWeightsUnavailableError` for the first missing file, and ``ImportError`` when FID
     or KID is asked for without the torch-fidelity package.
     """
+    from rdbench.metrics.registry import get_metric
+
     found: dict[str, Path] = {}
     for metric in metrics:
-        for weights in METRIC_WEIGHTS.get(metric, ()):
+        for weights in get_metric(metric).weights_files():
             if weights.filename not in found:
                 found[weights.filename] = weights.locate(weights_root, download=download)
-    if {"fid", "kid"} & set(metrics) and importlib.util.find_spec("torch_fidelity") is None:
+    if any(get_metric(m).level == "set" for m in metrics) and importlib.util.find_spec("torch_fidelity") is None:
         raise ImportError("FID/KID need the torch-fidelity package: pip install 'torch-fidelity>=0.4,<0.5'")
     return found
 

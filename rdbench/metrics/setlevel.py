@@ -1,59 +1,11 @@
 """FID and KID of a set of reconstructions, patch-based (FID/256, KID/256), as a Beam combine.
 
-FID and KID compare the *distribution* of Inception features of the reconstructions of a set of
-images with that of the originals, so they exist per (dataset, codec, quality), not per image.
-rdbench computes them the way HiFiC (Mentzer et al., 2020) and NeuralCompression
-(``update_patch_fid``) do:
-
-* **Patches.** Each image (original and reconstruction alike) is cut into 256×256 patches on a
-  grid from its top-left corner, plus a second grid shifted by half a patch (128 px) in both
-  directions; only whole patches are used (the right and bottom remainders are dropped). The
-  shifted grid exists only when both sides are at least 1.5 patches (384 px), exactly NC's rule.
-  A 768×512 Kodak image gives 3×2 + 2×1 = 8 patches. **An image with a side below 256 px gives no
-  patch**: it is not resized and does not enter FID/KID (it is counted in ``n_images_skipped``);
-  its other metrics are unaffected.
-* **Features.** Each patch goes, as uint8, through torch-fidelity's ``FeatureExtractorInceptionV3``
-  (the TF "2015-12-05" Inception-v3 graph that FID is defined with: TF-compatible bilinear resize
-  to 299×299, (x − 128)/128) and its 2048-d pool3 output is the feature vector — the extractor
-  ``torchmetrics`` and NeuralCompression use, so values are comparable with published FID/256.
-  Weights: ``weights-inception-2015-12-05-6726825d.pth``, looked up in ``<root>/fid/`` (the weights
-  root: ``weights_root=``, ``$RDBENCH_WEIGHTS_ROOT`` or ``codecs/``), then torch hub's cache
-  (where torch-fidelity itself downloads it), then downloaded unless ``$RDBENCH_WEIGHTS_DOWNLOAD=0``;
-  missing → :class:`~rdbench.metrics.perceptual.MetricWeightsUnavailableError` naming the file.
-* **FID** = ‖μr − μf‖² + tr Σr + tr Σf − 2 tr (Σr Σf)^½ with the unbiased (n − 1)
-  covariances of the original (r) and reconstruction (f) patch features, in float64 — torch-fidelity's
-  ``fid_statistics_to_metric``. torch-fidelity takes the trace from the eigenvalues of the
-  non-symmetric Σr Σf; rdbench takes the same eigenvalues from a symmetric matrix similar to it
-  (Lᵀ Σf L with Σr = L Lᵀ; or, when a set has fewer patches than 2048 dimensions — Kodak has 192 —
-  the n×n matrix of :func:`fid_from_features`), which is faster and free of complex round-off.
-  Negative round-off eigenvalues count as 0; with singular covariances (n < 2048) the result is
-  exact to about 1e-6.
-* **KID** = the unbiased MMD² with the cubic polynomial kernel k(x, y) = (x·y / d + 1)³, averaged over
-  ``subsets`` random subsets of ``subset_size`` patches per side, drawn with
-  ``numpy.random.RandomState(seed)`` exactly as torch-fidelity's ``kid_features_to_metric`` draws
-  them (defaults 100, 1000, 2020 — its defaults), so on the same features the two agree. Unlike
-  torch-fidelity, a set with fewer patches than ``subset_size`` is not an error: the subset size
-  becomes the number of patches (then every subset is the whole set and KID is the plain unbiased
-  MMD² of all patches, std 0). ``kid_std`` is the standard deviation over the subsets.
-
-**The combine.** Set-level metrics need every reconstruction of a (codec, quality), which a Beam
-job produces on many workers; what travels is features, never images. :class:`SetStats` is the
-accumulator and :class:`SetStatsCombineFn` the ``beam.CombineFn`` around it, for
-``beam.CombinePerKey`` over ``(key, PatchFeatures)`` elements:
-
-* for FID, per side (originals, reconstructions) the patch count, the float64 mean and the float64
-  *centred* scatter matrix Σ(x − μ)(x − μ)ᵀ (d × d), merged with Chan et al.'s pairwise update —
-  the same information as count/sum/sum of outer products, without the cancellation of
-  Σxxᵀ − nμμᵀ. Up to 4096 patches the rows themselves are kept instead (:class:`Moments`); beyond,
-  2 × 32 MiB for d = 2048 (plus at most 4096 pending rows), whatever the number of images;
-* for KID, the features themselves (float32), at most ``kid_max_patches`` pairs (default 4000,
-  2 × 31 MiB). When a set has more, a deterministic pseudo-random subset is kept: every patch pair
-  gets the priority blake2b(seed, image key, patch index) and the ``kid_max_patches`` smallest win —
-  a bottom-k sample, so the same patches are kept (for originals and reconstructions alike)
-  whatever the order of the inputs and however the runner splits and merges the accumulators.
-  The kept features are held in priority order, so KID does not depend on the runner either.
-
-The image key must be unique within a set (e.g. ``f"{dataset}/{image_id}"``).
+Per (dataset, codec, quality): 256×256 patches (a grid plus a half-shifted grid), torch-fidelity's
+Inception-v3 pool3 features, and FID and KID as torch-fidelity computes them, so values compare
+with HiFiC's and NeuralCompression's. :class:`SetStatsCombineFn` folds features into bounded
+statistics (centred scatter matrices; a deterministic bottom-k sample for KID), so results do not
+depend on the runner. Image keys must be unique within a set (e.g. ``f"{dataset}/{image_id}"``).
+Method and memory bounds: docs/metrics.md, section FID and KID.
 """
 from __future__ import annotations
 
@@ -62,10 +14,8 @@ import io
 import math
 import os
 import threading
-from collections.abc import Iterable
 from dataclasses import dataclass
 
-import apache_beam as beam
 import numpy as np
 import torch
 
@@ -80,7 +30,6 @@ __all__ = [
     "Moments",
     "PatchFeatures",
     "SetStats",
-    "SetStatsCombineFn",
     "extract_patches",
     "feature_extractor",
     "fid_from_features",
@@ -564,48 +513,3 @@ class SetStats:
             "kid_std": kid_std,
             "kid_patches": len(self.kid_features()[0]),
         }
-
-
-class SetStatsCombineFn(beam.CombineFn):
-    """``beam.CombinePerKey(SetStatsCombineFn())`` over ``(set key, PatchFeatures)`` → the set's dict.
-
-    Inputs may also be plain ``(image key, real, fake)`` tuples. The output is
-    :meth:`SetStats.result`: ``{"n_images", "n_images_skipped", "n_patches", "fid", "kid", "kid_std",
-    "kid_patches"}`` with None where a metric is undefined (fewer than 2 patches) or not asked for
-    (``metrics``: which of ``fid``, ``kid`` to compute).
-    """
-
-    def __init__(self, *, kid_subsets: int = KID_SUBSETS, kid_subset_size: int = KID_SUBSET_SIZE,
-                 kid_max_patches: int = KID_MAX_PATCHES, seed: int = KID_SEED,
-                 metrics: Iterable[str] = ("fid", "kid")):
-        self.metrics = frozenset(metrics)
-        self.kid_subsets = int(kid_subsets)
-        self.kid_subset_size = int(kid_subset_size)
-        self.kid_max_patches = int(kid_max_patches)
-        self.seed = int(seed)
-
-    def create_accumulator(self) -> SetStats:
-        return SetStats(self.kid_max_patches, self.seed)
-
-    def add_input(self, accumulator: SetStats, element) -> SetStats:
-        if isinstance(element, PatchFeatures):
-            return accumulator.add(element.key, element.real, element.fake)
-        key, real, fake = element
-        return accumulator.add(key, real, fake)
-
-    def merge_accumulators(self, accumulators: Iterable[SetStats]) -> SetStats:
-        accumulators = iter(accumulators)
-        merged = next(accumulators, None)
-        if merged is None:
-            return self.create_accumulator()
-        for other in accumulators:  # Beam allows mutating (only) the first accumulator
-            merged.merge(other)
-        return merged
-
-    def compact(self, accumulator: SetStats) -> SetStats:
-        return accumulator.compact()
-
-    def extract_output(self, accumulator: SetStats) -> dict:
-        return accumulator.result(subsets=self.kid_subsets, subset_size=self.kid_subset_size, seed=self.seed,
-                                  fid="fid" in self.metrics, kid="kid" in self.metrics)
-

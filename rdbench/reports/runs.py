@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rdbench.schema import ERRORS_SCHEMA, RESULTS_SCHEMA
+from rdbench.run.schema import ERRORS_SCHEMA, RESULTS_SCHEMA
 
 from .set_metrics import KEYS as SET_KEYS
 from .set_metrics import SET_METRICS_FILE, read_set_metrics, set_metrics_table

@@ -1,10 +1,16 @@
 """The Parquet schemas of a run folder: ``results/`` rows and ``errors/`` rows.
 
-These are contracts (see DESIGN.md): every writer uses them explicitly, nothing is inferred.
+Contracts (docs/contracts.md): every writer uses them explicitly, nothing is inferred. The metric
+columns of a results row come from the metric registry (:mod:`rdbench.metrics.registry`), in its order.
 """
 from __future__ import annotations
 
 import pyarrow as pa
+
+from rdbench.metrics.registry import image_columns
+
+#: Where a failed item stopped: reading the image, encoding, decoding (or its checks), measuring.
+STAGES = ("load", "encode", "decode", "metrics")
 
 RESULTS_SCHEMA = pa.schema(
     [
@@ -18,11 +24,8 @@ RESULTS_SCHEMA = pa.schema(
         pa.field("num_bytes", pa.int64(), nullable=False),  # the whole bitstream, header included
         pa.field("bpp", pa.float64(), nullable=False),  # num_bytes * 8 / (height * width)
         pa.field("bpp_estimated", pa.float64()),  # learned codecs only: -sum(log2 p) / pixels
-        pa.field("psnr_rgb", pa.float64()),
-        pa.field("psnr_y", pa.float64()),
-        pa.field("ms_ssim_rgb", pa.float64()),  # null when the image is below MS-SSIM's minimum size
-        pa.field("ms_ssim_db", pa.float64()),
-        pa.field("lpips", pa.float64()),  # AlexNet LPIPS v0.1; null unless --metrics asks for it
+        # One nullable double per metric column (null when not asked for or the image is too small).
+        *(pa.field(name, pa.float64()) for name in image_columns()),
         pa.field("encode_s", pa.float64(), nullable=False),
         pa.field("decode_s", pa.float64(), nullable=False),
         pa.field("device", pa.string(), nullable=False),
@@ -37,11 +40,9 @@ ERRORS_SCHEMA = pa.schema(
         pa.field("image_id", pa.string(), nullable=False),
         pa.field("codec", pa.string(), nullable=False),
         pa.field("quality", pa.float64()),  # null when the failure precedes any quality (e.g. load)
-        pa.field("stage", pa.string(), nullable=False),  # load | encode | decode | metrics
+        pa.field("stage", pa.string(), nullable=False),  # one of STAGES
         pa.field("error_type", pa.string(), nullable=False),
         pa.field("message", pa.string(), nullable=False),
         pa.field("run_id", pa.string(), nullable=False),
     ]
 )
-
-STAGES = ("load", "encode", "decode", "metrics")

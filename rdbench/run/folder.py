@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rdbench.files import write_bytes_atomic, write_json_atomic
-from rdbench.schema import ERRORS_SCHEMA, RESULTS_SCHEMA
+from rdbench.run.schema import ERRORS_SCHEMA, RESULTS_SCHEMA
 
 __all__ = [
     "count_rows",

@@ -11,12 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass
 
 from rdbench.datasets.base import Dataset
 
-__all__ = ["WorkUnit", "Shard", "plan_shards", "plan_digest", "auto_images_per_shard"]
+__all__ = ["WorkUnit", "Shard", "auto_images_per_shard", "pending_shards", "plan_digest", "plan_shards"]
 
 #: Aim for at most this many shards per run when choosing images per shard automatically:
 #: enough to balance work over many workers, few enough to keep the file count sane.
@@ -78,3 +78,8 @@ def plan_digest(shards: Sequence[Shard], metrics: Sequence[str] = ()) -> str:
     refuse mixing two plans in one folder."""
     payload = json.dumps([[[asdict(u) for u in s.units] for s in shards], sorted(metrics)], sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def pending_shards(shards: Sequence[Shard], done: Collection[str]) -> list[Shard]:
+    """The shards of the plan whose names are not in ``done`` (those already written), in order."""
+    return [s for s in shards if s.name not in done]

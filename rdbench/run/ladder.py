@@ -1,53 +1,38 @@
-"""Evaluate one codec on one image over a quality ladder: encode, decode, measure.
+"""Evaluate one codec on one image over a quality ladder: encode, decode twice, measure.
 
-This is the unit of work behind every results row. Each quality succeeds or fails on its
-own: a failure yields a :class:`Failure` naming the stage (``encode``, ``decode`` or
-``metrics``), never an exception that would lose the other qualities.
+Each quality succeeds or fails on its own: a failure yields a :class:`Failure` naming the stage
+(``encode``, ``decode`` or ``metrics``), never an exception that would lose the other qualities.
 """
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from rdbench.codecs.base import Codec, Encoded
 from rdbench.device import synchronize
-from rdbench.metrics import ImageTooSmallError, ms_ssim, ms_ssim_db, psnr, psnr_y
+from rdbench.metrics.registry import DEFAULT_METRICS, METRICS, image_columns, parse_metrics
 
-#: Metrics a run computes unless told otherwise (``--metrics``).
-DEFAULT_METRICS = ("psnr_rgb", "psnr_y", "ms_ssim_rgb")
-#: Per-image metrics (results columns) and set-level ones (summary columns).
-IMAGE_METRICS = ("psnr_rgb", "psnr_y", "ms_ssim_rgb", "lpips")
-SET_METRICS = ("fid", "kid")
-
-if TYPE_CHECKING:
-    from rdbench.metrics.shardfeatures import ShardFeatures
-    from rdbench.workplan import WorkUnit
-
-__all__ = ["DEFAULT_METRICS", "MetricSet", "Measurement", "Failure", "evaluate_batch", "evaluate_ladder", "unit_rows", "error_row"]
+__all__ = ["Failure", "Measurement", "MetricSet", "evaluate_batch", "evaluate_ladder"]
 
 
 @dataclass
 class Measurement:
-    """The figures of one (image, codec, quality); see the results columns in DESIGN.md."""
+    """The figures of one (image, codec, quality); see the results columns in docs/contracts.md."""
 
     quality: float
     num_bytes: int
     bpp: float
     bpp_estimated: float | None
-    psnr_rgb: float | None  # metrics are None when not asked for (see MetricSet)
-    psnr_y: float | None
-    ms_ssim_rgb: float | None  # also None when the image is below MS-SSIM's 5-scale minimum
-    ms_ssim_db: float | None
     encode_s: float
     decode_s: float
     roundtrip_ok: bool
-    lpips: float | None = None
+    #: Every per-image metric column → value; None when not asked for or the image is too small.
+    values: dict[str, float | None] = field(default_factory=dict)
     features: np.ndarray | None = field(default=None, repr=False)  # FID/KID patch features (set metrics)
-    metrics_s: float = 0.0  # time spent computing PSNR/MS-SSIM (not a results column)
+    metrics_s: float = 0.0  # time spent computing the metrics (not a results column)
     verify_s: float = 0.0  # time of the second, verifying decode (not a results column)
     data: bytes = field(default=b"", repr=False)  # kept only with keep_outputs
     decoded: np.ndarray | None = field(default=None, repr=False)
@@ -64,21 +49,16 @@ class Failure:
 
 
 class MetricSet:
-    """Which metrics to compute; perceptual networks load lazily, once per process.
+    """The metrics a run computes, from the registry; networks load lazily, once per process.
 
-    Metrics not asked for are left null in the results. MS-SSIM is null for images below its
-    5-scale minimum and LPIPS for images below AlexNet's (PSNR is always defined). The set-level
-    metrics (FID, KID) are not computed per image: :meth:`set_features` gives the patch features
-    they are later computed from.
+    Metrics not asked for are left null in the results. The set-level metrics (FID, KID) are not
+    computed per image: :meth:`set_features` gives the patch features they are later computed from.
     """
 
     def __init__(self, names: Sequence[str] = DEFAULT_METRICS, device: str = "cpu"):
-        unknown = sorted(set(names) - set(IMAGE_METRICS) - set(SET_METRICS))
-        if unknown:
-            raise ValueError(f"unknown metric(s) {', '.join(unknown)}; known: "
-                             f"{', '.join(IMAGE_METRICS + SET_METRICS)}")
-        self.names = tuple(names)
+        self.names = parse_metrics(names)
         self.device = device
+        self._functions: dict[str, object] = {}
 
     def __contains__(self, name: str) -> bool:
         return name in self.names
@@ -86,7 +66,7 @@ class MetricSet:
     @property
     def wants_set_features(self) -> bool:
         """Whether a set-level metric (FID, KID) was asked for."""
-        return any(name in self for name in SET_METRICS)
+        return any(METRICS[name].level == "set" for name in self.names)
 
     def set_features(self, image: np.ndarray) -> np.ndarray | None:
         """The (n, 2048) Inception features of ``image``'s FID/KID patches; None if not asked for."""
@@ -97,24 +77,14 @@ class MetricSet:
         return feature_extractor(self.device)(image)
 
     def image_metrics(self, image: np.ndarray, decoded: np.ndarray) -> dict[str, float | None]:
-        out: dict[str, float | None] = dict.fromkeys(("psnr_rgb", "psnr_y", "ms_ssim_rgb", "ms_ssim_db", "lpips"))
-        if "psnr_rgb" in self:
-            out["psnr_rgb"] = psnr(image, decoded)
-        if "psnr_y" in self:
-            out["psnr_y"] = psnr_y(image, decoded)
-        if "ms_ssim_rgb" in self:
-            try:
-                out["ms_ssim_rgb"] = ms_ssim(image, decoded)
-                out["ms_ssim_db"] = ms_ssim_db(out["ms_ssim_rgb"])
-            except ImageTooSmallError:
-                pass
-        if "lpips" in self:
-            from rdbench.metrics.perceptual import lpips_metric
-
-            try:
-                out["lpips"] = lpips_metric(self.device)(image, decoded)
-            except ImageTooSmallError:
-                pass
+        """Every per-image metric column of the pair (None for those not asked for)."""
+        out: dict[str, float | None] = dict.fromkeys(image_columns())
+        for name in self.names:
+            if METRICS[name].level != "image":
+                continue
+            if name not in self._functions:
+                self._functions[name] = METRICS[name].load(self.device)
+            out.update(self._functions[name](image, decoded))
         return out
 
 
@@ -167,7 +137,7 @@ def _measure(
             num_bytes=len(enc.data),
             bpp=len(enc.data) * 8.0 / pixels,
             bpp_estimated=None if enc.estimated_bits is None else enc.estimated_bits / pixels,
-            **values,
+            values=values,
             features=features,
             encode_s=encode_s,
             decode_s=decode_s,
@@ -277,70 +247,3 @@ def evaluate_batch(
             out[i].append(_measure(codec, image, q, encoded[i], encode_s / n, decoded[i], decode_s / n,
                                    verified[i], verify_s / n, metrics or MetricSet()))
     return out
-
-
-def unit_rows(
-    unit: "WorkUnit", codec: Codec, image: np.ndarray, run_id: str, timings: dict[str, float] | None = None,
-    measurements: Sequence[Measurement | Failure] | None = None, metrics: MetricSet | None = None,
-    features: "ShardFeatures | None" = None,
-) -> tuple[list[dict], list[dict]]:
-    """Evaluate one work unit (or take its ``measurements``); return results and errors rows.
-
-    ``timings``, when given, accumulates seconds spent per phase (encode, decode, verify,
-    metrics) for the run's time breakdown. ``features``, when given, receives each successful
-    reconstruction's FID/KID patch features (its original's must already be there).
-    """
-    height, width = image.shape[:2]
-    key = {"dataset": unit.dataset, "image_id": unit.image_id, "codec": unit.codec}
-    rows, errors = [], []
-    if measurements is None:
-        measurements = list(evaluate_ladder(codec, image, unit.qualities, metrics=metrics))
-    for m in measurements:
-        if isinstance(m, Failure):
-            errors.append(error_row(unit, m.stage, m.error_type, m.message, run_id, m.quality))
-            continue
-        if timings is not None:
-            for phase, seconds in (("encode", m.encode_s), ("decode", m.decode_s), ("verify", m.verify_s),
-                                   ("metrics", m.metrics_s)):
-                timings[phase] = timings.get(phase, 0.0) + seconds
-        if features is not None and m.features is not None:
-            features.add_reconstruction(unit.dataset, unit.image_id, unit.codec, m.quality, m.features)
-        rows.append(
-            {
-                **key,
-                "codec_version": codec.version_for(m.quality),
-                "quality": m.quality,
-                "height": height,
-                "width": width,
-                "num_bytes": m.num_bytes,
-                "bpp": m.bpp,
-                "bpp_estimated": m.bpp_estimated,
-                "psnr_rgb": m.psnr_rgb,
-                "psnr_y": m.psnr_y,
-                "ms_ssim_rgb": m.ms_ssim_rgb,
-                "ms_ssim_db": m.ms_ssim_db,
-                "lpips": m.lpips,
-                "encode_s": m.encode_s,
-                "decode_s": m.decode_s,
-                "device": codec.device,
-                "roundtrip_ok": m.roundtrip_ok,
-                "run_id": run_id,
-            }
-        )
-    return rows, errors
-
-
-def error_row(
-    unit: "WorkUnit", stage: str, error_type: str, message: str, run_id: str, quality: float | None = None
-) -> dict:
-    """An errors row; ``quality`` is None for failures that precede any quality (load)."""
-    return {
-        "dataset": unit.dataset,
-        "image_id": unit.image_id,
-        "codec": unit.codec,
-        "quality": quality,
-        "stage": stage,
-        "error_type": error_type,
-        "message": message,
-        "run_id": run_id,
-    }

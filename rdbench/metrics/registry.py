@@ -1,0 +1,168 @@
+"""The metric registry: every metric rdbench computes, declared once.
+
+Evaluation (which values a results row gets), the Parquet schema, summary.csv, BD-rates, plots,
+the HTML report and ``--metrics`` validation all read this table. Adding a metric is one module
+with its function plus one :class:`Metric` entry below (see ``ssim`` for a small example).
+
+Importing this module imports no metric implementation: functions and weights are named as
+``"module:attribute"`` and imported on first use, so that the reports and the codec CLI stay light.
+"""
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+__all__ = [
+    "DEFAULT_METRICS",
+    "METRICS",
+    "Column",
+    "Metric",
+    "MetricError",
+    "columns",
+    "get_metric",
+    "image_columns",
+    "parse_metrics",
+]
+
+
+class MetricError(ValueError):
+    """An unknown metric name (``--metrics``)."""
+
+
+@dataclass(frozen=True)
+class Column:
+    """One result column a metric produces, and how it is summarised and drawn.
+
+    ``summary``: ``"mean"`` (summary.csv takes the mean over images, nulls ignored) or ``"set"``
+    (a set-level value read from set_metrics.csv). ``pooled`` names an extra summary column
+    computed over the whole set (``psnr_rgb_pooled``). ``plot``: draw a rate–``name`` plot;
+    ``bd``: compute BD-rates on it. ``digits``: decimals in the HTML tables (``"g"`` = significant).
+    """
+
+    name: str
+    label: str
+    higher_is_better: bool = True
+    summary: Literal["mean", "set"] = "mean"
+    pooled: str | None = None
+    plot: bool = False
+    bd: bool = False
+    digits: int | str = 3
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric: per image (a results column) or per set (FID/KID over patch features).
+
+    Per-image metrics name ``function``, ``"module:attribute"`` of ``g(original, decoded)``, or
+    ``factory``, of ``f(device) -> g`` for networks that load once per process. ``g`` returns a
+    float (the first column) or a dict of column → float, and raises
+    :class:`~rdbench.metrics.ImageTooSmallError` for images below the metric's minimum size (the
+    row then holds nulls). ``weights`` are ``"module:attribute"`` of the
+    :class:`~rdbench.metrics.perceptual.MetricWeights` files it needs; ``contract`` metrics are the
+    original contract's columns (they come before the timings in summary.csv, extensions after).
+    """
+
+    name: str
+    level: Literal["image", "set"]
+    columns: tuple[Column, ...]
+    description: str
+    function: str = ""
+    factory: str = ""
+    weights: tuple[str, ...] = ()
+    contract: bool = False
+
+    def load(self, device: str = "cpu") -> Callable[[Any, Any], dict[str, float | None]]:
+        """The per-image function on ``device``, returning every column's value (None if too small)."""
+        if self.level != "image":
+            raise TypeError(f"{self.name} is a set-level metric")
+        from rdbench.metrics.msssim import ImageTooSmallError
+
+        compute = _resolve(self.factory)(device) if self.factory else _resolve(self.function)
+        names = [c.name for c in self.columns]
+
+        def measure(original, decoded) -> dict[str, float | None]:
+            try:
+                value = compute(original, decoded)
+            except ImageTooSmallError:
+                return dict.fromkeys(names)
+            return value if isinstance(value, dict) else {names[0]: value}
+
+        return measure
+
+    def weights_files(self) -> list[Any]:
+        """The :class:`~rdbench.metrics.perceptual.MetricWeights` this metric needs (imports them)."""
+        return [_resolve(ref) for ref in self.weights]
+
+
+def _resolve(ref: str) -> Any:
+    module, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+_INCEPTION = ("rdbench.metrics.perceptual:INCEPTION_WEIGHTS",)
+
+#: Every metric, in results-column order.
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric("psnr_rgb", "image",
+               (Column("psnr_rgb", "PSNR (RGB) [dB]", pooled="psnr_rgb_pooled", plot=True, bd=True),),
+               "PSNR over all RGB samples, peak 255", "rdbench.metrics.psnr:psnr", contract=True),
+        Metric("psnr_y", "image", (Column("psnr_y", "PSNR (Y, BT.601) [dB]"),),
+               "PSNR of BT.601 studio-range luma", "rdbench.metrics.psnr:psnr_y", contract=True),
+        Metric("ms_ssim_rgb", "image",
+               (Column("ms_ssim_rgb", "MS-SSIM (RGB)", digits=5),
+                Column("ms_ssim_db", "MS-SSIM (RGB) [dB]  = −10·log10(1 − MS-SSIM)", plot=True, bd=True)),
+               "5-scale MS-SSIM per RGB channel, averaged; and its dB form",
+               "rdbench.metrics.msssim:ms_ssim_and_db", contract=True),
+        Metric("lpips", "image",
+               (Column("lpips", "LPIPS (AlexNet v0.1), mean — lower is better", higher_is_better=False,
+                       plot=True, digits=4),),
+               "LPIPS, AlexNet v0.1", factory="rdbench.metrics.perceptual:lpips_metric",
+               weights=("rdbench.metrics.perceptual:ALEXNET_WEIGHTS",
+                        "rdbench.metrics.perceptual:LPIPS_LINEAR_WEIGHTS")),
+        Metric("fid", "set",
+               (Column("fid", "FID/256 of the set — lower is better", higher_is_better=False, summary="set",
+                       plot=True),),
+               "FID over 256×256 patches (Inception-v3 pool3)", weights=_INCEPTION),
+        Metric("kid", "set",
+               (Column("kid", "KID/256 of the set — lower is better", higher_is_better=False, summary="set",
+                       plot=True, digits="g"),),
+               "KID over 256×256 patches (Inception-v3 pool3)", weights=_INCEPTION),
+    )
+}
+
+#: What a run computes unless ``--metrics`` says otherwise.
+DEFAULT_METRICS: tuple[str, ...] = ("psnr_rgb", "psnr_y", "ms_ssim_rgb")
+
+
+def get_metric(name: str) -> Metric:
+    try:
+        return METRICS[name]
+    except KeyError:
+        raise MetricError(f"unknown metric {name!r}; known: {', '.join(METRICS)}") from None
+
+
+def parse_metrics(names: Sequence[str]) -> tuple[str, ...]:
+    """Validated metric names in the order given (duplicates dropped); MetricError names the first unknown."""
+    out: list[str] = []
+    for name in names:
+        get_metric(name)
+        if name not in out:
+            out.append(name)
+    if not out:
+        raise MetricError(f"no metric given; known: {', '.join(METRICS)}")
+    return tuple(out)
+
+
+def columns(level: str | None = None) -> list[Column]:
+    """Every metric column (of one ``level``), in registry order."""
+    return [c for m in METRICS.values() if level in (None, m.level) for c in m.columns]
+
+
+def image_columns() -> list[str]:
+    """The per-image metric columns of a results row, in order."""
+    return [c.name for c in columns("image")]
+

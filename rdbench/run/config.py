@@ -1,0 +1,174 @@
+"""``RunConfig``: everything that defines one benchmark run, validated, serialisable, with a digest.
+
+Every entry point builds one: the Luigi tasks from their parameters, notebooks and tests directly.
+The parameters mirror ``RunBenchmark``'s (see the README); :meth:`RunConfig.validate` refuses a bad
+one with a :class:`ConfigError` naming the parameter before any work is done.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from rdbench.metrics.registry import DEFAULT_METRICS, MetricError, parse_metrics
+
+__all__ = ["ConfigError", "RunConfig"]
+
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+class ConfigError(ValueError):
+    """A run configuration that cannot run: the message names the parameter and what is accepted."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One benchmark run: datasets × codecs × qualities, the metrics, where and how it runs."""
+
+    datasets: tuple[str, ...] = ("sample",)
+    codecs: tuple[str, ...] = ()  # () = the default set (rdbench.codecs.defaults)
+    qualities: Mapping[str, tuple[float, ...]] = field(default_factory=dict)  # codec NAME → ladder
+    metrics: tuple[str, ...] = DEFAULT_METRICS
+    limit: int | None = None  # at most this many images per dataset
+    images_per_shard: int | None = None  # None = automatic
+    output_root: str = "reports"
+    run_name: str = ""  # "" = derived from the configuration
+    data_root: str = "datasets"
+    weights_root: str = "codecs"
+    device: str = "auto"
+    batch_size: int = 0  # 0 = 8 on CUDA, else 1
+    num_workers: int = 0  # 0 = one per core (per GPU on CUDA)
+    runner: str = "FnApiRunner"
+    beam_options: str = ""
+    dask_address: str = ""
+    anchor: str = "jpeg"
+    reference: tuple[str, ...] = ()
+    strict: bool = False
+
+    def __post_init__(self) -> None:  # lists (JSON, Luigi's tuples) become tuples, so the config hashes
+        for name in ("datasets", "codecs", "metrics", "reference"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        ladders = {str(k): tuple(float(q) for q in v) for k, v in dict(self.qualities).items()}
+        object.__setattr__(self, "qualities", ladders)
+
+    # -- validation ----------------------------------------------------------------------------
+    def validate(self) -> "RunConfig":
+        """Check every parameter; returns self. Raises :class:`ConfigError` naming the first bad one."""
+        from rdbench.codecs import CodecSpecError, get_codec
+
+        if not self.datasets:
+            raise ConfigError("--datasets: empty; give at least one dataset spec, e.g. [\"sample\"]")
+        try:
+            parse_metrics(self.metrics)
+        except MetricError as exc:
+            raise ConfigError(f"--metrics: {exc}") from None
+        names = set()
+        for spec in self.codecs:
+            try:
+                names.add(get_codec(spec).name)
+            except CodecSpecError as exc:
+                raise ConfigError(f"--codecs: {exc}") from None
+        for name, ladder in self.qualities.items():
+            if self.codecs and name not in names:
+                raise ConfigError(f"--qualities: codec {name!r} is not in --codecs ({', '.join(sorted(names))})")
+            if not ladder:
+                raise ConfigError(f"--qualities: codec {name!r} has an empty list of qualities")
+        for name, minimum in (("limit", 1), ("images_per_shard", 1)):
+            value = getattr(self, name)
+            if value is not None and value < minimum:
+                raise ConfigError(f"--{name.replace('_', '-')}: {value} is not allowed; give an integer ≥ {minimum}")
+        for name in ("batch_size", "num_workers"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"--{name.replace('_', '-')}: {getattr(self, name)} is not allowed; "
+                                  "give 0 (automatic) or a positive integer")
+        if not _DEVICE.match(self.device):
+            raise ConfigError(f"--device: {self.device!r} is not one of auto, cpu, cuda, cuda:N")
+        return self
+
+    # -- derived -------------------------------------------------------------------------------
+    def codec_specs(self) -> list[str]:
+        """The codecs of the run: as given, or the default set when none is."""
+        if self.codecs:
+            return list(self.codecs)
+        from rdbench.codecs.defaults import default_codec_specs
+
+        self.use_weights_root()
+        return default_codec_specs()[0]
+
+    def codecs_left_out(self) -> dict[str, str]:
+        """Codecs of the default set left out here, with the reason (empty when codecs were given)."""
+        if self.codecs:
+            return {}
+        from rdbench.codecs.defaults import default_codec_specs
+
+        self.use_weights_root()
+        return default_codec_specs()[1]
+
+    def use_weights_root(self) -> None:
+        """Make this process's codecs and metrics find weights under :attr:`weights_root`.
+
+        They read the root from the environment, which the Beam worker processes this one starts
+        inherit; a root the user already set in the environment wins.
+        """
+        from rdbench.codecs.weights import ENV_ROOT
+
+        os.environ.setdefault(ENV_ROOT, os.path.abspath(self.weights_root))
+
+    def run_id(self) -> str:
+        """The run folder's name: ``run_name``, else a slug of the datasets and a hash of the config."""
+        if self.run_name:
+            return self.run_name
+        config: list[Any] = [list(self.datasets), self.codec_specs(), dict(self.qualities), self.limit]
+        if tuple(self.metrics) != DEFAULT_METRICS:
+            config.append(sorted(self.metrics))
+        text = json.dumps(config, sort_keys=True, default=list)
+        slug = re.sub(r"[^A-Za-z0-9]+", "-", "+".join(self.datasets))[:40].strip("-")
+        return f"{slug}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+    def run_dir(self) -> str:
+        """Where the run's folder is (an absolute path, so worker processes agree, or a URL)."""
+        from rdbench.run import folder
+
+        root = self.output_root if "://" in self.output_root else os.path.abspath(self.output_root)
+        return folder.join(root, self.run_id())
+
+    def effective_batch_size(self, device: str) -> int:
+        return self.batch_size or (8 if device.startswith("cuda") else 1)
+
+    def wants_set_metrics(self) -> bool:
+        from rdbench.metrics.registry import METRICS
+
+        return any(METRICS[m].level == "set" for m in self.metrics)
+
+    # -- serialisation -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able values (lists, dicts), as run.json records them."""
+        out = dataclasses.asdict(self)
+        for name, value in out.items():
+            if isinstance(value, tuple):
+                out[name] = list(value)
+        out["qualities"] = {k: list(v) for k, v in self.qualities.items()}
+        return out
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "RunConfig":
+        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ConfigError(f"unknown run parameter(s): {', '.join(unknown)}")
+        return cls(**values)
+
+    def digest(self) -> str:
+        """A short hash of what defines the run's results (not where or how it runs)."""
+        defining = {k: v for k, v in self.to_dict().items() if k in _RESULT_FIELDS}
+        defining["codecs"] = self.codec_specs()
+        return hashlib.sha256(json.dumps(defining, sort_keys=True).encode()).hexdigest()[:16]
+
+
+#: The fields that change a run's rows; the others say where and how it runs.
+_RESULT_FIELDS = frozenset({"datasets", "codecs", "qualities", "metrics", "limit", "images_per_shard"})
+
