@@ -20,9 +20,12 @@ __all__ = [
     "Column",
     "Metric",
     "MetricError",
+    "column",
     "columns",
+    "contract_plots",
     "get_metric",
     "image_columns",
+    "optional_plots",
     "parse_metrics",
 ]
 
@@ -39,10 +42,12 @@ class Column:
     (a set-level value read from set_metrics.csv). ``pooled`` names an extra summary column
     computed over the whole set (``psnr_rgb_pooled``). ``plot``: draw a rate–``name`` plot;
     ``bd``: compute BD-rates on it. ``digits``: decimals in the HTML tables (``"g"`` = significant).
+    ``label`` is the plot axis label, ``short`` the name in titles.
     """
 
     name: str
     label: str
+    short: str = ""
     higher_is_better: bool = True
     summary: Literal["mean", "set"] = "mean"
     pooled: str | None = None
@@ -108,27 +113,27 @@ METRICS: dict[str, Metric] = {
     m.name: m
     for m in (
         Metric("psnr_rgb", "image",
-               (Column("psnr_rgb", "PSNR (RGB) [dB]", pooled="psnr_rgb_pooled", plot=True, bd=True),),
+               (Column("psnr_rgb", "PSNR (RGB) [dB]", "PSNR (RGB)", pooled="psnr_rgb_pooled", plot=True, bd=True),),
                "PSNR over all RGB samples, peak 255", "rdbench.metrics.psnr:psnr", contract=True),
-        Metric("psnr_y", "image", (Column("psnr_y", "PSNR (Y, BT.601) [dB]"),),
+        Metric("psnr_y", "image", (Column("psnr_y", "PSNR (Y, BT.601) [dB]", "PSNR (Y)"),),
                "PSNR of BT.601 studio-range luma", "rdbench.metrics.psnr:psnr_y", contract=True),
         Metric("ms_ssim_rgb", "image",
-               (Column("ms_ssim_rgb", "MS-SSIM (RGB)", digits=5),
-                Column("ms_ssim_db", "MS-SSIM (RGB) [dB]  = −10·log10(1 − MS-SSIM)", plot=True, bd=True)),
+               (Column("ms_ssim_rgb", "MS-SSIM (RGB)", "MS-SSIM", digits=5),
+                Column("ms_ssim_db", "MS-SSIM (RGB) [dB]  = −10·log10(1 − MS-SSIM)", "MS-SSIM (dB)", plot=True, bd=True)),
                "5-scale MS-SSIM per RGB channel, averaged; and its dB form",
                "rdbench.metrics.msssim:ms_ssim_and_db", contract=True),
         Metric("lpips", "image",
-               (Column("lpips", "LPIPS (AlexNet v0.1), mean — lower is better", higher_is_better=False,
+               (Column("lpips", "LPIPS (AlexNet v0.1), mean — lower is better", "LPIPS", higher_is_better=False,
                        plot=True, digits=4),),
                "LPIPS, AlexNet v0.1", factory="rdbench.metrics.perceptual:lpips_metric",
                weights=("rdbench.metrics.perceptual:ALEXNET_WEIGHTS",
                         "rdbench.metrics.perceptual:LPIPS_LINEAR_WEIGHTS")),
         Metric("fid", "set",
-               (Column("fid", "FID/256 of the set — lower is better", higher_is_better=False, summary="set",
+               (Column("fid", "FID/256 of the set — lower is better", "FID", higher_is_better=False, summary="set",
                        plot=True),),
                "FID over 256×256 patches (Inception-v3 pool3)", weights=_INCEPTION),
         Metric("kid", "set",
-               (Column("kid", "KID/256 of the set — lower is better", higher_is_better=False, summary="set",
+               (Column("kid", "KID/256 of the set — lower is better", "KID", higher_is_better=False, summary="set",
                        plot=True, digits="g"),),
                "KID over 256×256 patches (Inception-v3 pool3)", weights=_INCEPTION),
     )
@@ -160,6 +165,24 @@ def parse_metrics(names: Sequence[str]) -> tuple[str, ...]:
 def columns(level: str | None = None) -> list[Column]:
     """Every metric column (of one ``level``), in registry order."""
     return [c for m in METRICS.values() if level in (None, m.level) for c in m.columns]
+
+
+def contract_plots() -> list[Column]:
+    """Rate–quality plots every report draws (the contract's: PSNR and MS-SSIM in dB)."""
+    return [c for m in METRICS.values() if m.contract for c in m.columns if c.plot]
+
+
+def optional_plots() -> list[Column]:
+    """Rate–quality plots drawn only when the run computed the metric."""
+    return [c for m in METRICS.values() if not m.contract for c in m.columns if c.plot]
+
+
+def column(name: str) -> Column:
+    """A metric column by name (KeyError if no metric has it)."""
+    for c in columns():
+        if c.name == name:
+            return c
+    raise KeyError(name)
 
 
 def image_columns() -> list[str]:

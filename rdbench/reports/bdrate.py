@@ -1,27 +1,9 @@
 """``bd_rate.csv``: Bjøntegaard deltas of every codec against an anchor codec.
 
-Columns::
-
-    dataset, codec, anchor, metric, bd_rate_percent, bd_metric, bpp_min, bpp_max,
-    interpolation, n_points, reason
-
-* One row per (dataset, codec spec, metric) for the metrics ``psnr_rgb`` and ``ms_ssim_db``, using
-  the summary curves (mean bpp and mean metric per quality). The anchor's own spec gets no row.
-* The anchor is chosen by codec *name* (the part of a spec before ``:``). If a dataset holds several
-  specs of that name (``jpeg`` and ``jpeg:subsampling=444``), the plain spec (exactly the name) is
-  the anchor; without a plain one, the alphabetically first spec is. An anchor given as a full spec
-  that exists in the dataset is used as is. The ``anchor`` column names the spec used.
-* ``bd_rate_percent``: average rate difference at equal quality, in percent (negative = the codec
-  needs fewer bits than the anchor). It integrates log10(bpp) as a function of the metric over the
-  overlap of the two curves' metric ranges (the classical Bjøntegaard definition).
-* ``bd_metric``: average metric difference at equal rate, in the metric's unit (dB for both
-  metrics; positive = better), integrated over the overlap of the two log-rate ranges.
-* ``bpp_min``/``bpp_max``: that overlapping bpp range (empty when the ranges are disjoint).
-* ``interpolation``: the piecewise interpolation of the ``bjontegaard`` package used (``pchip``).
-* ``n_points``: the smaller of the two curves' numbers of usable points (finite metric, bpp > 0).
-* ``reason``: why the BD values are empty (fewer than 4 points on a curve, no overlap, anchor missing
-  from the dataset, repeated values on the integration axis); empty when both values are present.
-  When only one of the two values can be computed the other is empty and ``reason`` says why.
+One row per (dataset, codec spec, metric) for ``psnr_rgb`` and ``ms_ssim_db``, from the summary
+curves, with the ``bjontegaard`` package's ``pchip`` interpolation over the overlap of the two
+curves. :func:`select_anchor` picks the anchor spec by codec name; an empty value says why in
+``reason``. Columns and rules: docs/contracts.md, section bd_rate.csv.
 """
 from __future__ import annotations
 
@@ -33,6 +15,8 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
+
+from rdbench.metrics.registry import columns
 
 BD_COLUMNS = [
     "dataset",
@@ -47,7 +31,7 @@ BD_COLUMNS = [
     "n_points",
     "reason",
 ]
-BD_METRICS = ("psnr_rgb", "ms_ssim_db")
+BD_METRICS = tuple(c.name for c in columns() if c.bd)  # the metric registry's BD-rate columns
 DEFAULT_ANCHOR = "jpeg"
 INTERPOLATION = "pchip"
 MIN_POINTS = 4

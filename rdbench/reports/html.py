@@ -15,6 +15,8 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from rdbench.metrics.registry import METRICS, columns
+
 from .runs import RunInfo
 
 MAX_ERROR_ROWS = 500
@@ -39,14 +41,15 @@ pre { white-space: pre-wrap; word-break: break-word; margin: 0; font-size: 0.95e
 nav a { margin-right: 1em; }
 """
 
+#: Summary columns left out of the HTML table when the run did not compute them (metric registry).
+OPTIONAL_COLUMNS = tuple(c.name for m in METRICS.values() if not m.contract for c in m.columns)
 # How each known column is formatted: number of decimals ("g" = significant digits for times).
-#: Summary columns left out of the HTML table when the run did not compute them.
-OPTIONAL_COLUMNS = ("lpips", "fid", "kid")
 FORMATS = {
     "quality": "q",
     "bpp": 4, "bpp_estimated": 4, "bpp_min": 4, "bpp_max": 4,
-    "psnr_rgb": 3, "psnr_rgb_pooled": 3, "psnr_y": 3, "ms_ssim_db": 3,
-    "ms_ssim_rgb": 5, "lpips": 4, "fid": 3, "kid": "g", "kid_std": "g",
+    **{c.name: c.digits for c in columns()},
+    **{c.pooled: c.digits for c in columns() if c.pooled},
+    "kid_std": "g",
     "encode_s": "g", "decode_s": "g",
     "bd_rate_percent": 2, "bd_metric": 3,
     "delta_psnr": 3,
@@ -164,8 +167,7 @@ def _data_uri_png(path: Path) -> str:
 
 
 def plots_section(plots: Mapping[str, Mapping[str, Sequence[Path]]], out_dir: Path) -> str:
-    titles = {"psnr_rgb": "Rate–PSNR (RGB)", "ms_ssim_db": "Rate–MS-SSIM (dB)", "lpips": "Rate–LPIPS",
-              "fid": "Rate–FID", "kid": "Rate–KID", "time": "Encode/decode time"}
+    titles = {c.name: f"Rate–{c.short or c.name}" for c in columns() if c.plot} | {"time": "Encode/decode time"}
     out = ['<h2 id="plots">Plots</h2>']
     if not plots:
         out.append('<p class="note">No results, so no plots.</p>')

@@ -24,20 +24,16 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from rdbench.metrics.registry import contract_plots, optional_plots
+
 from .bdrate import codec_name
 from .reference import load_reference
 
 CLASSICAL_CODECS = frozenset({"jpeg", "webp", "jpeg2000", "avif", "heic", "jpegxl"})
-RD_METRICS = {
-    "psnr_rgb": "PSNR (RGB) [dB]",
-    "ms_ssim_db": "MS-SSIM (RGB) [dB]  = −10·log10(1 − MS-SSIM)",
-}
-#: Rate–perception plots (lower is better), drawn when the summary has values for the metric.
-PERCEPTION_METRICS = {
-    "lpips": "LPIPS (AlexNet v0.1), mean — lower is better",
-    "fid": "FID/256 of the set — lower is better",
-    "kid": "KID/256 of the set — lower is better",
-}
+#: Rate–quality plots of every report, and those drawn when the run computed the metric
+#: (metric registry), by summary column → axis label.
+RD_METRICS = {c.name: c.label for c in contract_plots()}
+OPTIONAL_METRICS = {c.name: c.label for c in optional_plots()}
 FIGSIZE = (7.0, 4.4)  # inches; fits a paper column pair at 100 %
 DPI = 150
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "*", "p")
@@ -133,7 +129,7 @@ def plot_rd(
     styles: dict[str, dict] | None = None,
 ) -> list[Path]:
     """One R-D plot (PNG and SVG) of ``metric`` for ``dataset``; returns the files written."""
-    labels = RD_METRICS | PERCEPTION_METRICS
+    labels = RD_METRICS | OPTIONAL_METRICS
     if metric not in labels:
         raise ValueError(f"unknown metric {metric!r}; expected one of {sorted(labels)}")
     data = summary[(summary["dataset"].astype(str) == str(dataset)) & (summary["n_images"] > 0)]
@@ -237,7 +233,7 @@ def make_plots(
         for metric in RD_METRICS:
             entry[metric] = plot_rd(summary, dataset, metric, out_dir, reference, styles)
         rows = summary[summary["dataset"].astype(str) == dataset]
-        for metric in PERCEPTION_METRICS:
+        for metric in OPTIONAL_METRICS:
             if metric in rows and np.isfinite(rows[metric].to_numpy(dtype=float)).any():
                 entry[metric] = plot_rd(summary, dataset, metric, out_dir, reference, styles)
         entry["time"] = plot_times(summary, dataset, out_dir, styles)

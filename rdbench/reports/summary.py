@@ -1,6 +1,6 @@
 """``summary.csv``: one row per (dataset, codec, quality).
 
-Columns (a contract, see DESIGN.md)::
+Columns (a contract, see docs/contracts.md; the metric columns come from the metric registry)::
 
     dataset, codec, quality, n_images, n_errors, bpp, psnr_rgb, psnr_rgb_pooled, psnr_y,
     ms_ssim_rgb, ms_ssim_db, encode_s, decode_s
@@ -32,26 +32,24 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-SUMMARY_COLUMNS = [
-    "dataset",
-    "codec",
-    "quality",
-    "n_images",
-    "n_errors",
-    "bpp",
-    "psnr_rgb",
-    "psnr_rgb_pooled",
-    "psnr_y",
-    "ms_ssim_rgb",
-    "ms_ssim_db",
-    "encode_s",
-    "decode_s",
-    "lpips",  # extensions after the contract's columns: null unless --metrics asked for them
-    "fid",
-    "kid",
-]
-SET_COLUMNS = ["fid", "kid"]  # from set_metrics.csv, not means over images
-MEAN_COLUMNS = ["bpp", "psnr_rgb", "psnr_y", "ms_ssim_rgb", "ms_ssim_db", "lpips", "encode_s", "decode_s"]
+from rdbench.metrics.registry import METRICS, columns
+
+def _metric_columns(contract: bool) -> list[str]:
+    """Summary columns of the registry's metrics (each with its pooled form after it)."""
+    out = []
+    for metric in METRICS.values():
+        if metric.contract == contract:
+            for column in metric.columns:
+                out += [column.name] + ([column.pooled] if column.pooled else [])
+    return out
+
+
+#: Contract metrics come before the timings, the other metrics after them (see the docstring).
+SUMMARY_COLUMNS = ["dataset", "codec", "quality", "n_images", "n_errors", "bpp", *_metric_columns(True),
+                   "encode_s", "decode_s", *_metric_columns(False)]
+SET_COLUMNS = [c.name for c in columns("set")]  # from set_metrics.csv, not means over images
+MEAN_COLUMNS = ["bpp", *(c.name for c in columns("image")), "encode_s", "decode_s"]
+POOLED_COLUMNS = {c.pooled: c.name for c in columns("image") if c.pooled}  # pooled PSNR → its per-image column
 KEYS = ["dataset", "codec", "quality"]
 
 
@@ -91,12 +89,12 @@ def summarize(results: pd.DataFrame, errors: pd.DataFrame | None = None,
         grouped = results.groupby(KEYS, sort=False)
         agg = grouped[MEAN_COLUMNS].mean()
         agg["n_images"] = grouped["image_id"].nunique()
-        agg["psnr_rgb_pooled"] = grouped[["psnr_rgb", "height", "width"]].apply(
-            lambda g: pooled_psnr(g["psnr_rgb"], g["height"], g["width"])
-        )
+        for pooled, column in POOLED_COLUMNS.items():
+            agg[pooled] = grouped[[column, "height", "width"]].apply(
+                lambda g, c=column: pooled_psnr(g[c], g["height"], g["width"]))
         agg = agg.reset_index()
     else:
-        agg = pd.DataFrame(columns=KEYS + MEAN_COLUMNS + ["n_images", "psnr_rgb_pooled"])
+        agg = pd.DataFrame(columns=KEYS + MEAN_COLUMNS + ["n_images", *POOLED_COLUMNS])
 
     # Error counts: per quality, and per (dataset, codec) for the null-quality rows.
     err_q = errors[errors["quality"].notna()] if len(errors) else errors
@@ -133,7 +131,7 @@ def summarize(results: pd.DataFrame, errors: pd.DataFrame | None = None,
         table = table.merge(sets, on=KEYS, how="left")
     else:
         table[SET_COLUMNS] = np.nan
-    for c in MEAN_COLUMNS + ["psnr_rgb_pooled"] + SET_COLUMNS:
+    for c in MEAN_COLUMNS + list(POOLED_COLUMNS) + SET_COLUMNS:
         table[c] = table[c].astype("float64")
     return table[SUMMARY_COLUMNS]
 
