@@ -43,7 +43,7 @@ class ImageTooSmallError(ValueError):
 
 
 @functools.lru_cache(maxsize=1)
-def _window() -> tuple[float, ...]:
+def gaussian_window() -> tuple[float, ...]:
     """The normalised 11-tap Gaussian, as Python floats.
 
     Built in float32 and then widened, exactly as pytorch_msssim builds its window: the float32
@@ -57,7 +57,7 @@ def _window() -> tuple[float, ...]:
 
 def _filter(maps: torch.Tensor, dim: int) -> torch.Tensor:
     """Valid 11-tap Gaussian filtering of ``maps`` along ``dim``: 11 shifted multiply-adds."""
-    taps = _window()
+    taps = gaussian_window()
     n = maps.shape[dim] - _HALO
     out = maps.narrow(dim, 0, n) * taps[0]
     for k in range(1, WIN_SIZE):
