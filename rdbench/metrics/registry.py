@@ -128,6 +128,8 @@ METRICS: dict[str, Metric] = {
                "LPIPS, AlexNet v0.1", factory="rdbench.metrics.perceptual:lpips_metric",
                weights=("rdbench.metrics.perceptual:ALEXNET_WEIGHTS",
                         "rdbench.metrics.perceptual:LPIPS_LINEAR_WEIGHTS")),
+        Metric("ssim", "image", (Column("ssim", "SSIM (RGB), single scale", "SSIM", plot=True, digits=5),),
+               "single-scale SSIM per RGB channel, averaged", "rdbench.metrics.ssim:ssim"),
         Metric("fid", "set",
                (Column("fid", "FID/256 of the set — lower is better", "FID", higher_is_better=False, summary="set",
                        plot=True),),
