@@ -1,55 +1,10 @@
-"""``agustsson2019``: extreme generative compression (Agustsson et al., ICCV 2019), global model.
+"""``agustsson2019``: extreme generative compression (Agustsson et al., ICCV 2019), global model, as
+the public TensorFlow port Justin-Tan/generative-compression builds it, in PyTorch.
 
-A PyTorch re-implementation of "Generative Adversarial Networks for Extreme Learned Image
-Compression" (arXiv 1804.02958) in the form of its public TensorFlow port
-(Justin-Tan/generative-compression): an encoder to ``C`` channels at 1/16 resolution, a
-quantiser to L=5 fixed centres, and a generator. ``quality`` is ``C`` ∈ {2, 4, 8, 16}.
-
-Network (``norm`` = InstanceNorm with affine parameters, eps 1e-6; ``SAME`` padding as in
-TensorFlow, i.e. the stride-2 convolutions pad bottom/right and the transposed convolutions
-keep the first 2n outputs)::
-
-    encoder    reflect-pad 3, conv 7×7 → 60, norm, ReLU;
-               4 × [conv 3×3/2 → 120, 240, 480, 960, norm, ReLU];
-               reflect-pad 1, conv 3×3 → C, norm, ReLU            (the paper's c3s1-C)
-    quantiser  nearest of the centres {−2, −1, 0, 1, 2}; symbol = centre index 0–4
-    generator  [w; noise] → reflect-pad 1, conv 3×3 → 960, norm, ReLU;
-               9 residual blocks (reflect-pad 1, conv 3×3, norm, ReLU, reflect-pad 1,
-               conv 3×3, norm, + input);
-               4 × [conv-transpose 3×3/2 → 480, 240, 120, 60, norm, ReLU];
-               reflect-pad 3, conv 7×7 → 3, tanh
-
-Pixels are scaled to [−1, 1]; images are padded (edge replication, bottom/right) to multiples
-of 16 (at least 32) and cropped back. Because of the encoder's final ReLU only the centres
-0, 1, 2 occur in practice, as in the port.
-
-Noise (``noise=N``, for ``weights=random``; read off a checkpoint's shapes otherwise): N
-channels of standard normal noise at the latent resolution are concatenated to the quantised
-representation before the generator, as the paper allows. The noise is drawn from a fixed
-seed, so a stream always decodes to the same image. (The port's DCGAN-style noise generator
-hard-codes 512×1024 inputs and is not reproduced.)
-
-Rate. The paper quotes the fixed rate ``C·log2(5)/256`` bpp (0.0726 bpp for C=8), the
-storage cost of the symbols without entropy coding. This codec stores the symbols with an
-adaptive arithmetic coder (constriction's range coder): per channel, rows are coded in
-order and each symbol's distribution is the adaptive count of the symbols seen so far in
-its context — its channel and the symbol above it (six contexts per channel, Dirichlet ½
-prior, counts halved past 4096). ``bpp`` is what the bytes cost, header included;
-``bpp_estimated`` is the model's −Σlog2 p. :func:`fixed_rate_bpp` gives the paper's figure.
-
-Bitstream: the :mod:`rdbench.codecs.bitstream` container, ``shape`` = (C, noise channels),
-one string (the range coder's 32-bit words, little-endian).
-
-Parameters (``agustsson2019:key=value,...``):
-
-- ``weights`` — ``checkpoint`` (default; ``checkpoint=`` is required) or ``random`` (an
-  untrained network seeded by ``seed``, labelled UNTRAINED in ``version``). There are no
-  published PyTorch weights; the port's TF1 checkpoints are not converted.
-- ``checkpoint`` — a state dict of :class:`GenerativeCompressionNet`; ``{quality}`` is
-  replaced by C. C, the noise channels and the number of residual blocks (9 in the paper)
-  are read off the tensors.
-- ``seed`` — seed of ``weights=random`` (default 0).
-- ``noise`` — noise channels of ``weights=random`` (default 0).
+An encoder to ``C`` ∈ {2, 4, 8, 16} channels (the quality) at 1/16 resolution, 5 fixed centres and
+a generator. Symbols are range-coded adaptively, so ``bpp`` is the real cost, not the paper's
+fixed ``C·log2(5)/256`` (:func:`fixed_rate_bpp`). Weights: ``checkpoint=`` or ``weights=random``
+(with ``noise=`` channels). Layers and stream layout: docs/codecs.md, section agustsson2019.
 """
 from __future__ import annotations
 

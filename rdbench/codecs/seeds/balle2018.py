@@ -1,38 +1,10 @@
-"""``balle2018``: the scale-hyperprior baseline of the deep-image-compression seed, and the
-machinery shared by the seed codecs that code a latent with a hyperprior (``xiao2019``, ``hific``).
+"""``balle2018``: the scale-hyperprior baseline (Ballé et al. 2018, N = M = 192) of the
+deep-image-compression seed, and :class:`SeedCodec`, the coding shared with ``xiao2019`` and ``hific``.
 
-The network is Ballé et al. 2018, "Variational image compression with a scale hyperprior", as the
-seed trained it (tensorflow-compression 1.2's ``bmshj2018`` example, ``--num_filters 192``):
-
-- ``g_a``: four 5×5 stride-2 convolutions, GDN after the first three, N=M=192 channels;
-- ``g_s``: the mirror image with transposed convolutions and inverse GDN, 3 output channels;
-- ``h_a(|y|)``: 3×3 stride 1 + ReLU, 5×5 stride 2 + ReLU, 5×5 stride 2 **without bias**;
-- ``h_s``: 5×5 ↑2 + ReLU, 5×5 ↑2 + ReLU, 3×3 → σ (**no final activation**; σ is lower-bounded
-  at 0.11 by the Gaussian conditional);
-- ``z``: a factorized prior (CompressAI's ``EntropyBottleneck``); ``y``: a zero-mean Gaussian
-  with the 64-level scale table exp(linspace(ln 0.11, ln 256)).
-
-It is :class:`compressai.models.ScaleHyperprior` with those two differences from CompressAI's
-variant (whose ``h_a`` ends with a bias and ``h_s`` with a ReLU); the state-dict keys are
-CompressAI's (``g_a.0.weight``, ``h_s.4.bias``, ``entropy_bottleneck._matrix0``…).
-
-No PyTorch weights were ever published for the seed (it shipped none at all), so the weights
-come from ``checkpoint=PATH`` (``{quality}`` replaced by the quality number) — a plain state dict
-or a training checkpoint nesting one (``state_dict`` / ``model_state_dict``), read with
-``torch.load(weights_only=True)``; N and M are read off the tensors — or ``weights=random``
-(an untrained network seeded by ``seed``, labelled UNTRAINED in ``version``). :func:`network`
-builds the bare ``nn.Module`` for training.
-
-``quality`` is an index 1–8 into the λ ladder of :data:`LAMBDAS` (CompressAI's MSE ladder; the
-loss is λ·255²·MSE + bpp, so the seed's own ``--lambda 0.01`` lies between qualities 3 and 4).
-It only selects the checkpoint file: train one network per quality.
-
-Coding (the same for every codec built on :class:`SeedCodec`): pixels / 255, zero-padded
-symmetrically to a multiple of 64; ``g_a`` on the codec's device; everything that feeds the
-entropy coder (``h_a``, ``h_s``, the entropy models, CompressAI's rANS coder) always on the CPU so
-that a stream made on a GPU decodes on a CPU and vice versa (see :mod:`rdbench.codecs.compressai_zoo`);
-``g_s`` on the device. Streams are :mod:`rdbench.codecs.bitstream` containers holding the
-hyper-latent and latent strings; ``compress`` reports −Σ log2 p of the coded symbols.
+CompressAI's ``ScaleHyperprior`` without the bias at the end of ``h_a`` and the ReLU at the end of
+``h_s``, as the seed trained it. ``quality`` 1–8 indexes :data:`LAMBDAS` and only selects the
+checkpoint (the seed published none: ``checkpoint=`` or ``weights=random``). Entropy coding runs
+on the CPU so streams decode on any device. Details: docs/codecs.md, section balle2018.
 """
 from __future__ import annotations
 

@@ -1,68 +1,11 @@
-"""``hific``: High-Fidelity Generative Image Compression (Mentzer et al. 2020) as the seed's PyTorch
-implementation (Justin-Tan/high-fidelity-generative-compression) builds and publishes it.
+"""``hific``: HiFiC (Mentzer et al. 2020), built so that the published PyTorch checkpoints of
+Justin-Tan/high-fidelity-generative-compression (Zenodo record 4026003) load as they are.
 
-Qualities 1, 2, 3 are the published regimes low, med and high (target 0.14, 0.30, 0.45 bpp).
-
-The network (:func:`build_model`) is a module tree whose state-dict keys and shapes are the
-published checkpoints' ``model_state_dict`` (``Encoder.conv_block1.1.weight``,
-``Generator.resblock_0.norm1.gamma``, ``Hyperprior.synthesis_mu.conv3.weight``,
-``Hyperprior.hyperlatent_likelihood.H_0``…); the discriminator's keys (``Discriminator.*``) are
-ignored, and so are the optimizer states:
-
-- ``Encoder``: reflect-pad 3, 7×7 conv → 60; four × [reflect-pad (left 0, right 1, top 1,
-  bottom 0), 3×3 stride-2 conv] → 120, 240, 480, 960; each followed by the norm and a ReLU;
-  reflect-pad 1, 3×3 conv → C (220) latent channels.
-- ``Generator``: norm(C), reflect-pad 1, 3×3 conv → 960, norm (the head); n residual blocks
-  (reflect-pad, conv, norm, ReLU, reflect-pad, conv, norm, + input); + head; four 3×3 stride-2
-  transposed convs (padding 1, output padding 1) + norm + ReLU → 480, 240, 120, 60; reflect-pad 3,
-  7×7 conv → 3; tanh when the model was trained on inputs in [−1, 1].
-- The norm is ChannelNorm (mean and **unbiased** variance over the channels at each pixel,
-  ε = 1e-3, affine γ, β of shape [1, C, 1, 1]) or, for ``use_channel_norm=False``, an affine
-  instance norm.
-- ``Hyperprior``: ``analysis_net`` (3×3 conv C→320 + ReLU, 5×5 stride-2 reflect-padded conv + ReLU,
-  5×5 stride-2 reflect-padded conv; no |·|), ``synthesis_mu`` and ``synthesis_std`` (two 5×5
-  stride-2 transposed convs + ReLU, then a 3×3 transposed conv → C); σ = max(σ, 0.11).
-- ``hyperlatent_likelihood``: the factorized density of tensorflow-compression (filters 3, 3, 3),
-  parameters ``H_k``, ``a_k``, ``b_k`` for k = 0…3, with the tanh gate on **all four** layers
-  (CompressAI's ``EntropyBottleneck`` has none on the last); hyper-latents are rounded to integers.
-- Latents: y → round(y − μ) + μ, likelihood ``CDF((½ − |y − μ|)/σ) − CDF(−(½ + |y − μ|)/σ)`` with a
-  Gaussian or logistic CDF (the checkpoint's ``likelihood_type``).
-
-Every architectural choice is rebuilt from the checkpoint's own ``args`` (``latent_channels``,
-``n_residual_blocks``, ``use_channel_norm``, ``likelihood_type``, ``normalize_input_image``). The
-published files store ``args`` as a plain dict (``utils.save_model``); an ``argparse.Namespace`` is
-accepted too: the file is read with ``torch.load(weights_only=True)`` inside
-``torch.serialization.safe_globals([argparse.Namespace])`` — that one type and nothing else may be
-unpickled. Models with the latent mixture model or generator noise are refused.
-
-Bitstream: **not** the original ``.hfc`` format. The stream is an
-:mod:`rdbench.codecs.bitstream` container (codec, quality, weights fingerprint, image and padded
-sizes, the hyper-latent's height and width) with two strings coded by CompressAI's rANS coder
-(16-bit precision): the hyper-latents under the factorized density (per-channel CDF tables,
-tail mass 1e-9 with CompressAI's overflow escape), then the latents under the conditional
-Gaussian/logistic with the 64-level scale table 0.11…256 (CompressAI's ``GaussianConditional``
-tables; the original uses the same table). There is no 64-bit-per-channel rANS head as in
-``.hfc``, so files are smaller than the original's by ≈ 0.09 bpp at 768×512 for the same symbols.
-
-Image handling as in the original's evaluation path: pixels / 255 (→ [−1, 1] when
-``normalize_input_image``), reflect-padded at the bottom and right to a multiple of 16; the latents
-reflect-padded to a multiple of 4 (and at least 8, so that the hyper-analysis' reflect padding
-works on tiny images); the reconstruction is cropped back, mapped to [0, 1], clamped, rounded.
-The encoder and generator run on :meth:`to`'s device; the hyper-synthesis and entropy coding
-always on the CPU (streams are device independent).
-
-Parameters (``hific:key=value,...``):
-
-- ``weights`` — ``published`` (default): the Zenodo files (record 4026003) under the weights root,
-  ``<root>/hific/hific_low.pt``, ``hific_med.pt``, ``hific_hi.pt`` (never downloaded: 2 GB each,
-  and published without checksums; see :data:`ZENODO_RECORD`); ``random``: an untrained network
-  of the published regime's architecture, seeded by ``seed``, labelled UNTRAINED in ``version``.
-- ``checkpoint`` — a checkpoint path; ``{quality}`` is replaced by the published file-name token
-  of the quality (``low``, ``med``, ``hi``), ``{regime}`` by ``low``/``med``/``high`` and
-  ``{index}`` by 1/2/3. So ``hific:checkpoint=codecs/hific/hific_{quality}.pt`` names the
-  published files.
-- ``weights_root`` — the weights root (default ``$RDBENCH_WEIGHTS_ROOT`` or ``codecs``).
-- ``seed`` — the seed of ``weights=random`` (default 0).
+Qualities 1, 2, 3 are the published regimes low, med, high; the architecture is rebuilt from each
+checkpoint's own ``args``. Streams are :mod:`rdbench.codecs.bitstream` containers with CompressAI
+rANS strings (not the original ``.hfc`` format); entropy coding runs on the CPU, so a stream made
+on a GPU decodes anywhere. Layers, checkpoint keys, image padding and the stream layout:
+docs/codecs.md, section hific.
 """
 from __future__ import annotations
 

@@ -1,60 +1,10 @@
-"""``mentzer2018``: "Conditional Probability Models for Deep Image Compression" (Mentzer et al., CVPR 2018).
+"""``mentzer2018``: "Conditional Probability Models for Deep Image Compression" (Mentzer et al.,
+CVPR 2018), a PyTorch port of fab-jul/imgcomp-cvpr.
 
-A PyTorch re-implementation of the seed system (fab-jul/imgcomp-cvpr, TF 1.4) with a real,
-fast and exact entropy coder (:mod:`rdbench.codecs.seeds.mentzer2018_coder`).
-
-Network (every convolution is bias-free, followed by batch norm (ε 1e-5) and ReLU unless noted;
-stride-2 convolutions pad like TensorFlow's ``SAME``)::
-
-    normalise  (x − mean) / √var, fixed per-channel ImageNet statistics of the seed
-    encoder    conv 5×5/2 → 64; conv 5×5/2 → 128;
-               trunk: 5 groups × 3 residual blocks (conv-BN-ReLU, conv-BN, + x), a skip around
-               each group, a final residual block without ReLU, a skip around the trunk;
-               conv 5×5/2 → C+1 (BN, no activation)                        (×8 downsampling)
-    importance channel 0: h = σ(z₀)·C; channel k of z₁… is multiplied by clip(h − k, 0, 1)
-    quantiser  L = 6 learned centres (init U(−2, 2)); hard = nearest centre,
-               soft = softmax(−(z − c)²)·c, q̄ = soft + sg(hard − soft)
-    decoder    deconv 3×3/2 → 128; the same trunk; deconv 5×5/2 → 64; deconv 5×5/2 → 3 (BN,
-               no ReLU); denormalise; clip to [0, 255]
-    context    "res_shallow": masked 3-D convs (2, 3, 3) over the (C, H, W) volume padded with
-               centres[0] (4 in front, 4 per spatial side, VALID): 1 → 24 (ReLU), a residual
-               block 24 → 24 (ReLU) → 24 (+ skip), 24 → 6 logits (ReLU, as in the seed);
-               context 5×9×9
-
-Configurations (``quality``): 1 = ``low`` (C = 32), 2 = ``med`` (C = 32), 3 = ``high``
-(C = 64), the seed's ``ae_configs/cvpr/{low,med,hi}`` (they differ in their rate target H_target
-0.4 / 1.2 / 1.0 bit per symbol, i.e. in training only).
-
-Coding. The image is padded by edge replication (bottom/right) to a multiple of 8 and cropped
-back after decoding. The importance map gives each latent pixel a channel count
-n = ⌈σ(z₀)·C⌉ (the channels whose mask is non-zero); the map is coded first, then the symbols
-of channels k < n in the paper's C → H → W causal order with the context model's
-probabilities, through constriction's range coder. Symbols of channels k ≥ n are the centre
-nearest 0 (what the seed's masked bottleneck quantises to): the decoder knows them and they
-cost no bits. The decoder rebuilds the symbols wavefront by wavefront with cached activations;
-see :mod:`rdbench.codecs.seeds.mentzer2018_coder` for why the fixed-point context model makes
-encoder and decoder probabilities bit-identical on any machine. The reconstruction is the
-decoder network's output rounded to uint8 (the seed truncates with ``tf.cast``).
-
-Bitstream: the :mod:`rdbench.codecs.bitstream` container (codec ``mentzer2018``, the quality,
-the image and padded sizes, ``shape`` = (C, h, w) of the latent volume, ``tag`` = a 4-byte
-fingerprint of the weights, checked by the decoder) with two strings: the importance map and the
-symbols. ``Encoded.estimated_bits`` is the model's own cross-entropy of what is coded: −Σ log2 p
-of the coded symbols under the context model plus the map's adaptive-model cost.
-
-Parameters (``mentzer2018:key=value,...``):
-
-- ``weights`` — ``checkpoint`` (default: the state dict named by ``checkpoint=``) or ``random``:
-  an untrained network seeded by ``seed`` (labelled UNTRAINED in ``version``), whose batch-norm
-  statistics are set from one pass over a fixed synthetic image so that the bottleneck has unit
-  scale (symbols spread over the centres, a non-constant importance map). There are no published
-  PyTorch weights (the seed's are TF 1 checkpoints).
-- ``checkpoint`` — a state dict of :class:`Mentzer2018Net` (``{quality}`` is replaced by the
-  quality), read with ``torch.load(weights_only=True)``; C is read off the tensors.
-- ``seed`` — seed of ``weights=random`` (default 0).
-- ``precision`` — ``fp32`` (default) or ``bf16``: the dtype of the analysis and synthesis
-  transforms (bf16 is ~2–3× faster on CPUs with AVX512-BF16/AMX; the context model and the
-  entropy coder are exact integers either way).
+An autoencoder with an importance map (C = 32, 32, 64 channels for qualities 1/2/3 = low/med/high)
+whose symbols are range-coded under the 3-D masked context model, exactly and fast
+(:mod:`rdbench.codecs.seeds.mentzer2018_coder`). Weights: ``checkpoint=`` or ``weights=random``
+(no PyTorch weights were published). Layers and stream layout: docs/codecs.md, section mentzer2018.
 """
 from __future__ import annotations
 

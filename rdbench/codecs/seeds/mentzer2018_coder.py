@@ -1,46 +1,9 @@
-"""Exact, fast entropy coding for ``mentzer2018``'s 3-D masked context model ("res_shallow").
+"""Exact, fast entropy coding for ``mentzer2018``'s 3-D masked context model and importance map.
 
-The context model predicts each quantised symbol of the (C, H, W) volume from a 5×9×9
-causal context: 4 masked 3-D convolutions with (2, 3, 3) kernels over a volume padded with
-``centers[0]`` (4 in front, 4 on each spatial side, VALID convolutions). Coding order is
-channel-major (C → H → W) as in the paper; masked convolutions make the model's logits for
-every symbol computable in parallel at the encoder, while the decoder must wait for the
-symbols a prediction depends on.
-
-**Bit-exactness.** Encoder and decoder must derive *identical* integer probabilities, but they
-evaluate the network on different batches (the whole volume at once vs. a wavefront at a time),
-and float sums depend on summation order. So the context model is evaluated in fixed point:
-weights are integers at scale 2^-18 (|w| ≤ 8), activations integers at scale 2^-14
-(|a| ≤ 128), biases integers at 2^-32. Every product is < 2^42 and every dot product (≤ 336
-terms) < 2^51, so float64 arithmetic on these integers is *exact* in any order, with any BLAS,
-on any machine. Rescaling (× 2^-18, +½, floor) is exact too. Logits become probabilities
-through a table of exp(−k/1024) built with integer arithmetic only, so the probability rows
-handed to the range coder are bit-identical on both sides. The fixed-point model is the float
-model up to 2^-14 rounding of activations (no calibration, no measurable rate change).
-
-**Fast decoding (wavefronts with cached activations).** Write a position of the volume as
-(d, i, j). Through the masks, every layer's activation at (d, i, j) depends only on symbols
-with a smaller *time* T = 4d + 2i + j (one step in the current channel moves T by ≥ 1; a step
-into an earlier channel moves it by 4 − 3 ≥ 1), and on the lower layer's activations at
-positions of smaller T or at the same position. So the decoder walks T upward; at each step
-it computes, layer by layer, the activations of just the positions with that T (each
-activation of the network is computed exactly once and cached, as in Fast PixelCNN++), gets
-the logits of that step's symbols and decodes all of them with one range-coder call. A Kodak
-volume (32×64×96) takes ≈ 370 steps instead of 196,608 sequential network evaluations.
-Activations are stored in T-major order in rings holding the last 8 wavefronts (a layer reads
-back at most 7 steps of T), so the decoder's working set is a few MB whatever the image size.
-The encoder codes its symbols in the same (T, position) order, with the logits of one
-parallel pass that sweeps the flat volume once (every tap points backwards in the flat index),
-one tap at a time on contiguous slices, keeping about one channel slice per layer.
-
-**Importance map.** Channels ``k ≥ n(i, j)`` of a pixel are masked: their symbol is the centre
-nearest zero, known to the decoder, and costs no bits. The map ``n`` (0…C per latent pixel)
-is coded first, with an adaptive model: LOCO-I's median predictor from the left, top and
-top-left values, the residual modulo C+1, and adaptive frequency counts in 5 contexts of the
-local gradient. Integer counts make it exact too.
-
-Both streams use ``constriction``'s range coder (``stream.queue``) with ``Categorical``
-models (``perfect=False``; rows of integer weights, normalised by constriction).
+The context model runs in fixed point, where float64 sums are exact in any order, so encoder and
+decoder derive bit-identical probabilities on any machine. The decoder walks wavefronts of
+T = 4d + 2i + j with cached activations (≈ 370 steps for a Kodak volume instead of 196,608
+network evaluations). Why and how: docs/codecs.md, section mentzer2018.
 """
 from __future__ import annotations
 

@@ -1,64 +1,10 @@
-"""``toderici2017``: the full-resolution residual-GRU codec of Toderici et al. (CVPR 2017).
+"""``toderici2017``: the full-resolution residual-GRU codec of Toderici et al. (CVPR 2017), in PyTorch.
 
-A PyTorch re-implementation of the architecture of "Full Resolution Image Compression with
-Recurrent Neural Networks" (arXiv 1608.05148), the model behind the TensorFlow release
-``residual_gru.pb`` (tensorflow/models ``research/compression``). The codec is *progressive*:
-one encode produces 16 iterations of codes and the first ``k`` of them decode to quality ``k``.
-
-Network (per iteration ``t``; every convolution pads like TensorFlow's ``SAME``)::
-
-    encoder   conv 3×3/2 → 64; ConvGRU 3×3/2 → 256, 512, 512 (1×1 hidden kernels)
-    binarizer conv 1×1 → 32, tanh, sign (±1; a zero counts as +1)
-    decoder   conv 1×1 → 512; ConvGRU 2×2 → 512, depth-to-space; ConvGRU 3×3 → 512, D2S;
-              ConvGRU 3×3 → 256 (3×3 hidden), D2S; ConvGRU 3×3 → 128 (3×3 hidden), D2S;
-              conv 1×1 → 3
-    r_0 = x,  b_t = B(E(r_{t−1})),  x̂_t = x̂_{t−1} + D(b_t),  r_t = x − x̂_t   (additive)
-
-``x`` is the image scaled to [−0.5, 0.5]; the decoded pixels are ``round((x̂ + 0.5)·255)``
-clipped to 0–255. The GRU states (three in the encoder, four in the decoder) start at zero
-and persist over the iterations. Depth-to-space uses TensorFlow's channel order. With
-``cell=residual-gru`` each GRU also gets the paper's residual output ``o = W_oh·h + W_ox·x``
-(the "hybrid of GRU and ResNet"). The graph's own layer details (biases, the cell variant,
-the input scaling) are not published outside the frozen ``.pb``, so this module tree follows
-the paper; see "Converting residual_gru.pb" below.
-
-Rate. Every iteration stores 32 bits per 16×16 block of the padded image: 0.125 bpp, so
-quality ``k`` (1–16 iterations) costs exactly ``0.125·k`` bpp plus the container header when
-the image's sides are multiples of 32 (Kodak), as in the seed. Images are padded (edge
-replication, bottom/right) to multiples of 32 and cropped back after decoding.
-
-Bitstream (:mod:`rdbench.codecs.bitstream` container; ``shape`` = (32, mode)):
-
-- ``entropy=off`` (default, what the seed stores): one string, the codes of iterations
-  1…k bit-packed (``numpy.packbits``, iteration-major, then channel, row, column; +1 → 1).
-  Each iteration is exactly padded_H·padded_W/64 bytes, so the payload of quality ``k`` is
-  the first ``k`` iterations' bytes of the payload of quality 16.
-- ``entropy=on``: the same bits, losslessly coded with an adaptive context model and
-  constriction's range coder, one string per iteration (so quality ``k`` is still the
-  first ``k`` strings of quality 16). The context of a bit is its value in the previous
-  iteration, the bit of the previous channel at the same position, and — bits are coded in
-  two checkerboard passes per channel — the number of ones among its four neighbours from
-  the first pass; 54 contexts with adaptive counts (halved past 2048). The seed's own
-  entropy coder (a binary PixelRNN-like network, not released) is not reproduced.
-
-Parameters (``toderici2017:key=value,...``):
-
-- ``weights`` — ``checkpoint`` (default: the state dict named by ``checkpoint=``) or
-  ``random`` (an untrained network seeded by ``seed``, labelled UNTRAINED in ``version``).
-  There are no published PyTorch weights.
-- ``checkpoint`` — a state dict of :class:`ResidualGRUNet` (``{quality}`` is replaced by the
-  quality; qualities sharing a file share one encode), read with ``torch.load(weights_only=True)``.
-  The cell variant is read off the keys.
-- ``seed`` — seed of ``weights=random`` (default 0).
-- ``cell`` — ``gru`` (default) or ``residual-gru``, for ``weights=random``.
-- ``entropy`` — ``off`` (default) or ``on``.
-
-Converting ``residual_gru.pb``: not provided. The frozen GraphDef could be read without
-TensorFlow through protobuf message definitions (tensorboard ships ``graph_pb2``), but
-tensorboard is not installed here, and only the graph's input/output tensor names are public
-(``Placeholder:0``, ``GruBinarizer/SignBinarizer/Sign[_i]:0``, ``loop_XX/add:0``); the names,
-shapes and layout of its weight constants — which a converter must map onto this module tree —
-cannot be verified without the file, which cannot be downloaded here.
+Progressive: one encode gives 16 iterations of 32 bits per 16×16 block (0.125 bpp each), and the
+first ``k`` iterations decode to quality ``k``, so one decoder pass yields every rate.
+``entropy=on`` adds a lossless context-model coder. There are no published PyTorch weights:
+``checkpoint=`` (a :class:`ResidualGRUNet` state dict) or ``weights=random``. Layers, bitstream
+layout and why ``residual_gru.pb`` is not converted: docs/codecs.md, section toderici2017.
 """
 from __future__ import annotations
 

@@ -1,19 +1,8 @@
-"""``xiao2019``: the deep-image-compression seed's own approach ("my approach", L. Xiao 2019).
+"""``xiao2019``: the deep-image-compression seed's own model (L. Xiao 2019).
 
-The seed's change to its Ballé 2018 baseline (:mod:`rdbench.codecs.seeds.balle2018`) is a deeper
-analysis and synthesis transform; the hyperprior and the entropy models are unchanged:
-
-- ``g_a``: **8 convolutions with 3×3 kernels**, strides 1, 2, 1, 2, 1, 2, 1, 2 (×16 overall),
-  192 channels each, GDN after layers 0–6, none after the last;
-- ``g_s``: the mirror image: 8 layers with 3×3 kernels, upsampling strides 1, 2, 1, 2, 1, 2, 1, 2
-  (a stride-1 layer is a plain 3×3 convolution, a stride-2 one a 3×3 transposed convolution
-  with output padding 1, i.e. tensorflow-compression's ``SignalConv2D(corr=False, strides_up=2,
-  padding="same_zeros")``), inverse GDN after layers 0–6, 3 output channels.
-
-(The seed's README figure and a comment mention max pooling; its code has none, and neither
-does this port.) State-dict keys follow CompressAI's layout (``g_a.0`` … ``g_a.14``,
-``g_s.0`` … ``g_s.14``, with the GDN layers at the odd indices). Weights, qualities, coding and
-parameters are as for ``balle2018``: ``checkpoint=PATH`` (``{quality}`` → 1–8) or ``weights=random``.
+``balle2018`` with 8-layer 3×3 analysis and synthesis transforms (strides 1, 2, 1, 2, …); the
+hyperprior, weights, qualities and coding are ``balle2018``'s. Layers and state-dict keys:
+docs/codecs.md, section xiao2019.
 """
 from __future__ import annotations
 
