@@ -1,23 +1,9 @@
 """``features/<shard>.npz``: the FID/KID patch features of one shard, written beside its results.
 
-FID and KID are set-level: they need every reconstruction of a (dataset, codec, quality), which
-the benchmark's workers produce shard by shard. Each worker therefore keeps, for the items it
-evaluated, only the Inception features of the patches (2048 floats per 256×256 patch — never the
-images), writes them with the shard, and a later Beam combine
-(:class:`~rdbench.metrics.setlevel.SetStatsCombineFn`) folds every shard's features into each set's
-statistics. A shard's features file is written *before* its results file (which marks the shard
-complete), so a resumed run always finds the features of every completed shard.
-
-The file is a plain ``.npz`` (loaded with ``allow_pickle=False``: no code can run from it):
-
-* ``originals`` (n_o, 2048) float32 and ``originals_index``, a JSON list of
-  ``[dataset, image_id, n_patches]``: the features of each original image's patches, once per
-  image (all codecs and qualities of the image compare against them);
-* ``reconstructions`` (n_r, 2048) float32 and ``reconstructions_index``, a JSON list of
-  ``[dataset, image_id, codec, quality, n_patches]``, in the same row order.
-
-Rows of an image are its patches in :func:`~rdbench.metrics.setlevel.patch_origins` order, so row i
-of an original and row i of each of its reconstructions are the same patch position.
+Workers keep the Inception features of the patches, never the images; a later Beam combine
+(:class:`~rdbench.metrics.setlevel.SetStatsCombineFn`) folds every shard's file into each set's
+statistics. The file is written before the shard's results file, so every completed shard has its
+features. Array layout: docs/metrics.md, section The features file.
 """
 from __future__ import annotations
 
