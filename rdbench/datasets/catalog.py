@@ -1,27 +1,10 @@
 """The dataset catalog: what each named dataset is made of and where its files come from.
 
-One frozen :class:`CatalogEntry` per dataset split. An entry says
-
-- which **source files** to obtain (canonical URL, exact size when known, checksum with its
-  algorithm named, and where the checksum comes from);
-- how they are **accessed**: ``open`` (downloaded automatically) or ``login`` (the user downloads
-  the file after logging in and places it in ``<data_root>/downloads/``; rdbench verifies it);
-- the **layout**: single image files, or archives whose images sit under ``members`` (a path
-  prefix inside the archive), optionally inside nested archives (ImageNet's training tar);
-- the expected **image count** (when known) and the **licence**.
-
-Where no checksum is published, ``checksum`` is ``None``: the file is trusted on first use — the
-sha256 computed at the first download is recorded (in ``downloads/TRUSTED-SHA256SUMS`` and in the
-prepared manifest) and every later download is verified against it. See
-:mod:`rdbench.datasets.fetch`.
-
-Mirrors: ``RDBENCH_MIRROR`` (or the ``mirror`` argument of the fetch functions) replaces each
-source's ``base_url`` while keeping its relative ``path``, so
-``RDBENCH_MIRROR=http://127.0.0.1:8000/`` fetches Kodak from ``http://127.0.0.1:8000/kodim01.png``.
-A ``{dataset}`` placeholder in the mirror is replaced by the dataset's name, for mirrors that keep
-one folder per dataset.
-
-Tests and plugins can add entries with :func:`register` (and remove them with :func:`unregister`).
+One frozen :class:`CatalogEntry` per dataset split: source files (URL, size, checksum and where it
+comes from; ``None`` = trust on first use), access (``open`` or ``login``), layout (image files or
+archive members, nested archives), image count and licence. ``RDBENCH_MIRROR`` replaces every
+``base_url``. :func:`register` and :func:`unregister` add and remove entries. Details:
+docs/datasets.md.
 """
 from __future__ import annotations
 

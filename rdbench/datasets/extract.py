@@ -1,21 +1,10 @@
 """Safe extraction of zip and tar (plain, gz, bz2, xz) archives.
 
-No member may end up outside the target folder:
-
-- absolute names (``/x``, ``\\x``, ``C:x``) and names with a ``..`` component are rejected;
-- symbolic and hard links whose target is absolute or leaves the archive's root are rejected;
-  links that stay inside are skipped (never created), so nothing can be written through a link;
-- device files, FIFOs and other special members are skipped;
-- files are written by rdbench itself (``O_NOFOLLOW``, no permissions or owners from the archive),
-  never by ``tarfile.extract``/``zipfile.extract``.
-
-A rejected member raises :class:`UnsafeArchiveError` naming the archive and the member; members
-already written stay inside the target. macOS metadata (``__MACOSX/`` and ``._*``), ``.DS_Store``
-and ``Thumbs.db`` are skipped.
-
-:func:`iter_extract` streams (one member at a time, so the caller can process and delete each
-file and keep disk use bounded) and can descend into archives inside the archive (ImageNet's
-per-class tars); :func:`safe_extract` extracts everything and returns the written paths.
+No member may end up outside the target: absolute or ``..`` names and escaping links raise
+:class:`UnsafeArchiveError`; inner links and special files are skipped; rdbench writes every file
+itself (``O_NOFOLLOW``, no modes or owners from the archive). :func:`iter_extract` streams one
+member at a time, into nested archives too; :func:`safe_extract` extracts everything. The rules:
+docs/datasets.md, section Extraction.
 """
 from __future__ import annotations
 

@@ -1,28 +1,11 @@
 """Obtain and verify a catalog dataset's source files under ``<data_root>/downloads/``.
 
-Open files are downloaded with pooch (retried on network errors) through
-:class:`ResumableHTTPDownloader`, which keeps a ``.part`` file across attempts and runs and
-continues it with an HTTP ``Range`` request; a server that ignores the range restarts the file
-from zero. The progress bar follows pooch's ``progressbar`` convention (``True`` for tqdm, or a
-tqdm-like object).
-
-Nothing is used before it is verified. A download lands in ``downloads/.incoming/`` first; its
-size (when the catalog knows it) and checksum (sha256 or md5 as catalogued; otherwise the
-trust-on-first-use sha256 recorded in ``downloads/TRUSTED-SHA256SUMS`` or in the prepared
-manifest) are checked, and only then is it moved to ``downloads/<filename>``. A file that fails
-is moved to ``downloads/.quarantine/`` and :class:`ChecksumMismatchError` names the file, the
-expected and the actual value. A resumed download that fails is first retried once from zero.
-
-``login`` datasets (Cityscapes, ImageNet) are never downloaded: the user places the file in
-``downloads/`` and it is verified the same way; a missing one raises
-:class:`ManualDownloadRequired` saying where to get it and where to put it.
-
-Credentials: a mirror URL may carry ``user:password@``; they are removed from the URL and sent as
-HTTP basic auth, so they never appear in logs, messages, stamps or manifests. Without them,
-requests reads ``~/.netrc``.
-
-After a dataset's files are verified, a stamp ``downloads/.verified/<name>.json`` lists them
-(size, mtime, sha256); :func:`stamp_is_current` lets the Luigi task skip re-hashing.
+Transfers go through :mod:`rdbench.download`. Nothing is used before it is verified: a download
+lands in ``.incoming/``, its size and checksum (catalogued, or trust-on-first-use) are checked, and
+only then is it moved into ``downloads/``; a file that fails goes to ``.quarantine/``
+(:class:`ChecksumMismatchError`). ``login`` datasets are placed by the user
+(:class:`ManualDownloadRequired` says where). Folder layout: docs/datasets.md, section Fetching
+and verification.
 """
 from __future__ import annotations
 

@@ -1,25 +1,8 @@
 """The prepared-dataset manifest and small file utilities shared by fetch and prepare.
 
-A prepared dataset is a folder ``<data_root>/prepared/<name>/`` holding ``images/…/*.png``
-(uint8 RGB PNGs) and ``manifest.json``::
-
-    {
-      "format": "rdbench-prepared-dataset", "version": 1,
-      "name": "kodak", "title": "...", "licence": "...", "homepage": "...",
-      "created": "2025-01-01T00:00:00Z", "rdbench_version": "0.1.0",
-      "sources": [{"filename": "kodak/kodim01.png", "url": "...", "size": 736501,
-                   "sha256": "...", "checksum": {"algorithm": "sha256", "value": "..."},
-                   "verified_by": "catalog sha256"}, ...],
-      "images":  [{"image_id": "kodim01", "path": "images/kodim01.png", "height": 512,
-                   "width": 768, "sha256": "...", "num_bytes": 123, "source": "kodak/kodim01.png",
-                   "member": null}, ...],
-      "errors":  [{"image_id": "x", "source": "a.zip", "member": "valid/x.png", "reason": "..."}],
-      "warnings": ["..."]
-    }
-
-``images`` is sorted by ``image_id``; ``path`` is relative to the manifest's folder; ``source``
-is the download (relative to ``<data_root>/downloads/``) and ``member`` the path inside it when
-it is an archive. Every JSON file is written atomically (temporary file + ``os.replace``).
+A prepared dataset is ``<data_root>/prepared/<name>/`` holding ``images/…/*.png`` (uint8 RGB) and
+``manifest.json`` (sources, images sorted by ``image_id``, errors, warnings; its keys are in
+docs/datasets.md, section Prepared datasets). JSON files are written atomically.
 """
 from __future__ import annotations
 
