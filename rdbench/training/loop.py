@@ -1,32 +1,10 @@
 """The training loop: recipes per architecture family, resumable checkpoints, logs.
 
-A **recipe** says how one family trains: how its network is built, which optimisers it needs,
-what one step does (forward, the family's loss as its paper defines it, backward, optimiser
-steps), how it is evaluated on held-out images and what the exported weights are. The loop
-around it is family-agnostic: data (:mod:`rdbench.training.data`), learning-rate milestones,
-logging, held-out evaluation, checkpoints, progress callbacks. Families plug in with
-:func:`register_recipe` (a :class:`Recipe` subclass, or a lazy ``"module:attribute"`` string).
-
-Built in: the CompressAI zoo architectures (:class:`CompressAIRecipe`: rate + λ·255²·MSE or
-rate + λ·(1 − MS-SSIM), plus the entropy bottleneck's auxiliary quantile loss on its own Adam
-optimiser, gradient clipping at 1.0 — CompressAI's ``examples/train.py``) and ``rdbench-small``
-(:class:`GainedFactorizedRecipe`: one network, one λ per quality level).
-
-**Resumability.** Every ``checkpoint_every`` steps the full training state is written to
-``checkpoint-last.pth`` atomically (temp file + ``os.replace``): model, optimisers, step, the
-RNG states of torch (CPU and CUDA), numpy and ``random`` (as tensors and lists, so the file
-loads with ``torch.load(weights_only=True)``), the data sampler's position and the running
-log accumulators. Batches are a pure function of (seed, step) and learning rates of the step,
-so a run killed after step k and restarted continues from the last checkpoint on exactly the
-trajectory of an uninterrupted run (bit-identical on the same device and thread count).
-Re-running with a larger ``steps`` continues the same way.
-
-**Outputs** (``output_dir``): ``checkpoint-last.pth``, ``checkpoint-final.pth`` (a plain state
-dict with the entropy coder's CDF tables, which ``NAME:checkpoint=…`` loads), ``config.json``
-(the configuration, the completed step and the codec spec that loads the result) and
-``log.csv`` (one ``train`` row per ``log_every`` steps — means over those steps — and ``eval``
-rows on the held-out images every ``eval_every`` steps); TensorBoard events too when
-``torch.utils.tensorboard`` imports.
+A :class:`Recipe` says how one family builds, steps, evaluates and exports its network; the loop
+around it is family-agnostic, and families plug in with :func:`register_recipe`. Built in:
+:class:`CompressAIRecipe` (the zoo) and :class:`GainedFactorizedRecipe` (``rdbench-small``).
+Checkpoints hold every RNG state and batches depend only on (seed, step), so a resumed run follows
+an uninterrupted run's trajectory exactly. Outputs and recipes: docs/training.md.
 """
 from __future__ import annotations
 

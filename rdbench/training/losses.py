@@ -1,19 +1,9 @@
-"""Training losses, each as its paper defines it.
+"""Training losses, each as its paper defines it; plain functions of tensors.
 
-- :func:`bpp` — the rate term: −Σ log2 p / pixels, from a model's likelihoods.
-- :class:`RateDistortionLoss` — rate + λ·distortion, the objective of the CompressAI zoo
-  architectures (Ballé 2018, Minnen 2018, Cheng 2020) with CompressAI's ``examples/train.py``
-  conventions: distortion = 255²·MSE on [0, 1] images, or 1 − MS-SSIM (``pytorch_msssim``,
-  data range 1). λ may be one value or one per image (variable-rate models).
-- :func:`residual_loss` — Toderici et al. 2017: the mean over iterations of the L1 (or L2)
-  norm of each iteration's residual.
-- :func:`importance_rate_loss` — Mentzer et al. 2018: β·max(H − t, 0), the rate penalty that
-  is only active above the target rate ``t`` set by the importance map.
-- GAN losses (HiFiC, Agustsson 2019): :func:`gan_d_loss` / :func:`gan_g_loss` in the
-  least-squares (Mao et al.) or non-saturating (Goodfellow et al.) form, and
-  :func:`feature_matching_loss` over a multiscale discriminator's intermediate features.
-
-Everything is a plain function of tensors; torch is imported lazily by callers.
+:func:`bpp` (the rate term), :class:`RateDistortionLoss` (the CompressAI zoo's rate + λ·distortion),
+:func:`residual_loss` (Toderici 2017), :func:`importance_rate_loss` (Mentzer 2018), and the GAN
+losses :func:`gan_d_loss`, :func:`gan_g_loss`, :func:`feature_matching_loss` (HiFiC, Agustsson
+2019). Definitions: docs/training.md, section Losses.
 """
 from __future__ import annotations
 

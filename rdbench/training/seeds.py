@@ -1,23 +1,9 @@
 """Training recipes of the seed systems (``rdbench.codecs.seeds``), registered lazily by
 :mod:`rdbench.training.loop`.
 
-- ``balle2018``, ``xiao2019`` — CompressAI ``CompressionModel`` subclasses (scale hyperprior;
-  Xiao's 8-layer 3×3 transforms): the CompressAI recipe (R + λ·255²·MSE, auxiliary quantile
-  loss on its own optimiser), built with the seed module's ``network(N, M)`` (N=M=192 unless
-  ``model_args`` say otherwise). ``NAME:checkpoint=…`` loads the result.
-- ``toderici2017`` — the residual-GRU network trained as in Toderici et al. 2017: stochastic
-  binarisation (b = +1 with probability (1 + p)/2, p = tanh(·), straight-through gradient),
-  additive reconstruction over ``iterations`` steps (``model_args``, default 16), loss = mean
-  over iterations of the L1 (or ``norm: "l2"``) norm of each residual, on [−0.5, 0.5] images.
-  Rate is fixed by the iteration count (0.125 bpp each), so there is no λ.
-- ``mentzer2018`` — distortion (5000·(1 − MS-SSIM), or MSE for small crops) + the
-  importance-map rate target β·max(½(H_mask + H_real) − H_target, 0); the 3-D context model
-  learns its cross-entropy on its own optimiser.
-- ``agustsson2019`` — soft-to-hard quantisation to 5 fixed centres, least-squares (or
-  non-saturating) GAN against a multiscale discriminator, + 12·MSE + 10·feature matching.
-
-- ``hific`` — rate-targeted λ (λ_A above the regime's target bpp, 2⁻⁴ below), k_M·MSE + LPIPS,
-  non-saturating GAN against a discriminator conditioned on the quantised latents.
+``balle2018`` and ``xiao2019`` use the CompressAI recipe; ``toderici2017``, ``mentzer2018``,
+``agustsson2019`` and ``hific`` each train with their paper's loss (one line each in
+docs/training.md, section Recipes).
 """
 from __future__ import annotations
 
