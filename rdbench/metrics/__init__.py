@@ -9,18 +9,17 @@
 
 Mismatched shapes, non-uint8 dtypes or non-RGB arrays raise ``ValueError``.
 """
-from rdbench.metrics.msssim import MS_SSIM_MIN_SIZE, ImageTooSmallError, ms_ssim, ms_ssim_db
+import importlib
+
 from rdbench.metrics.psnr import check_pair, luma, mse, psnr, psnr_from_mse, psnr_y
 
-__all__ = [
-    "MS_SSIM_MIN_SIZE",
-    "ImageTooSmallError",
-    "check_pair",
-    "luma",
-    "ms_ssim",
-    "ms_ssim_db",
-    "mse",
-    "psnr",
-    "psnr_from_mse",
-    "psnr_y",
-]
+#: MS-SSIM names, imported on first use (PEP 562) so that importing the registry or PSNR does
+#: not import torch.
+_LAZY = {"MS_SSIM_MIN_SIZE", "ImageTooSmallError", "ms_ssim", "ms_ssim_db"}
+__all__ = sorted(_LAZY | {"check_pair", "luma", "mse", "psnr", "psnr_from_mse", "psnr_y"})
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'rdbench.metrics' has no attribute {name!r}")
+    return getattr(importlib.import_module("rdbench.metrics.msssim"), name)
