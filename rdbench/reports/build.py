@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
+
+from rdbench.files import write_text_atomic
 
 from .bdrate import DEFAULT_ANCHOR, write_bd_rate
 from .html import render_report
@@ -54,17 +55,5 @@ def build_report(
     html = render_report(data.runs, data.results, data.errors, summary, bd, plots, out_dir,
                          anchor=anchor, reference=selection, notes=notes, set_metrics=data.set_metrics)
     path = out_dir / "report.html"
-    _write_atomic(path, html)
+    write_text_atomic(path, html)
     return path
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".html", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the report is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
