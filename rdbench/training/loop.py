@@ -27,6 +27,9 @@ from typing import Any
 
 import numpy as np
 
+from rdbench.device import resolve_device
+from rdbench.files import atomic_path, write_json_atomic
+
 __all__ = [
     "CompressAIRecipe",
     "GainedFactorizedRecipe",
@@ -452,21 +455,8 @@ def _set_rng_state(state: dict) -> None:
 def _atomic_save(obj, path: Path) -> None:
     import torch
 
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _atomic_write_text(text: str, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 class _Log:
@@ -478,11 +468,10 @@ class _Log:
         if self.path.exists() and resume_step > 0:
             with open(self.path, newline="") as f:
                 kept = [r for r in csv.DictReader(f) if r.get("step", "").isdigit() and int(r["step"]) <= resume_step]
-        with open(self.path.with_suffix(".tmp"), "w", newline="") as f:
+        with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as f:
             w = csv.DictWriter(f, LOG_COLUMNS, extrasaction="ignore")
             w.writeheader()
             w.writerows(kept)
-        os.replace(self.path.with_suffix(".tmp"), self.path)
         self.tb = None
         try:
             from torch.utils.tensorboard import SummaryWriter
@@ -507,16 +496,6 @@ class _Log:
             self.tb.close()
 
 
-def resolve_device(device: str) -> str:
-    import torch
-
-    if device in ("", "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise TrainingError(f"--device {device}: CUDA is not available here")
-    return device
-
-
 def _load_sets(cfg: TrainConfig):
     from rdbench.datasets import get_dataset
     from rdbench.training.data import load_images, split_holdout
@@ -536,7 +515,7 @@ def _load_sets(cfg: TrainConfig):
 
 def _write_config(out: Path, cfg: TrainConfig, completed: int, status: str, extra: dict | None = None) -> None:
     doc = {"config": cfg.to_json(), "completed_step": completed, "status": status, **(extra or {})}
-    _atomic_write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", out / "config.json")
+    write_json_atomic(out / "config.json", doc)
 
 
 def read_progress(output_dir: str | os.PathLike) -> dict | None:
@@ -563,7 +542,10 @@ def train(
 
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    device = resolve_device(cfg.device)
+    try:
+        device = resolve_device(cfg.device or "auto")
+    except (RuntimeError, ValueError) as exc:
+        raise TrainingError(str(exc)) from None
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     recipe = get_recipe(cfg.codec)
