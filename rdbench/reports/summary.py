@@ -1,29 +1,8 @@
-"""``summary.csv``: one row per (dataset, codec, quality).
+"""``summary.csv``: one row per (dataset, codec, quality) — means over images, pooled PSNR, set metrics.
 
-Columns (a contract, see docs/contracts.md; the metric columns come from the metric registry)::
-
-    dataset, codec, quality, n_images, n_errors, bpp, psnr_rgb, psnr_rgb_pooled, psnr_y,
-    ms_ssim_rgb, ms_ssim_db, encode_s, decode_s
-
-* ``codec`` is the full codec spec (``jpeg:subsampling=444`` and ``jpeg`` are separate curves).
-* ``bpp``, ``psnr_rgb``, ``psnr_y``, ``ms_ssim_rgb``, ``ms_ssim_db``, ``encode_s``, ``decode_s`` are
-  arithmetic means over the images; null values are ignored (MS-SSIM is null for images below its
-  minimum size), so a mean may be over fewer than ``n_images`` images. ``ms_ssim_db`` is the mean of
-  the per-image dB values, not the dB of the mean MS-SSIM. A lossless image has an infinite PSNR,
-  which makes the mean infinite as well.
-* ``psnr_rgb_pooled`` is the PSNR of the squared error summed over the whole set (as the CLIC
-  challenge reports it): each image's MSE is recovered from its ``psnr_rgb`` as
-  255²·10^(−psnr/10) (an infinite PSNR is a zero error) and weighted by its sample count
-  height·width·3.
-* ``n_images`` counts the successful images, ``n_errors`` the ``errors`` rows for that
-  (dataset, codec, quality). An error row with a null quality (a failure before any quality was
-  tried, such as an image that could not be loaded) counts once for *every* quality of that codec in
-  that dataset, because that image is missing from every point of the curve. A (dataset, codec,
-  quality) that only has errors still gets a row (``n_images`` 0, empty means); a codec that only has
-  null-quality errors in a dataset gets one row with an empty quality.
-* Extensions after the contract's columns: ``lpips`` (mean per-image LPIPS), and ``fid``, ``kid``,
-  the set-level metrics of the (dataset, codec, quality) from ``set_metrics.csv`` (empty unless the
-  run's ``--metrics`` asked for them).
+Columns and rules (nulls ignored in means, null-quality errors counted for every quality, rows for
+errors-only points): docs/contracts.md, section summary.csv. The metric columns come from the metric
+registry: the contract's before the timings, the others after them.
 """
 from __future__ import annotations
 
