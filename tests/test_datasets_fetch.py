@@ -266,11 +266,6 @@ def test_credentials_are_sent_but_never_recorded(tmp_path, files, register, capl
             assert secret.encode() not in p.read_bytes(), p
 
 
-def test_split_credentials():
-    assert fetch.split_credentials("https://u:p%40ss@host:8080/x/") == ("https://host:8080/x/", ("u", "p@ss"))
-    assert fetch.split_credentials("https://host/x/") == ("https://host/x/", None)
-
-
 def test_stamp_goes_stale_when_the_catalog_checksum_changes(tmp_path, files, register):
     root, payloads = files
     entry = register(_entry("t-recat", _source("a.bin", payloads["a.bin"], "md5")))

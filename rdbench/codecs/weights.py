@@ -8,11 +8,15 @@ directory) as ``<root>/<subdir>/<filename>``, e.g. ``codecs/compressai/mbt2018-m
   expected SHA-256 (the full digest or a prefix; CompressAI and ``torch.hub`` put the first
   8 hex digits in the file name, ``<name>-<sha256 prefix>.pth.tar``).
 - :meth:`RemoteFile.fetch` returns the cached path after checking the hash, downloading it
-  with pooch first when it is missing. ``$RDBENCH_WEIGHTS_MIRROR`` (a base URL) replaces the
-  publisher's host: the file is fetched from ``<mirror>/<filename>``. ``$RDBENCH_WEIGHTS_DOWNLOAD=0``
-  forbids downloads. A missing file that cannot be fetched raises :class:`WeightsUnavailableError`
-  saying where to get it and where to put it; a file whose content does not match its hash
-  raises :class:`WeightsIntegrityError`. Nothing unverified is ever loaded.
+  first when it is missing with :func:`rdbench.download.download` (resumed from
+  ``<root>/.incoming/<subdir>/<filename>.part``). ``$RDBENCH_MIRROR`` (a base URL, shared with
+  the datasets; see :mod:`rdbench.download`) replaces the publisher's: the file is fetched from
+  ``<mirror>/<filename>``, ``{folder}`` in the mirror becoming ``<subdir>``. The older
+  ``$RDBENCH_WEIGHTS_MIRROR`` is still read for weights, before ``$RDBENCH_MIRROR`` (deprecated).
+  ``$RDBENCH_WEIGHTS_DOWNLOAD=0`` forbids downloads. A missing file that cannot be fetched raises
+  :class:`WeightsUnavailableError` saying where to get it and where to put it; a file whose
+  content does not match its hash raises :class:`WeightsIntegrityError`. Nothing unverified is
+  ever loaded.
 - :func:`load_state_dict` reads a checkpoint with ``torch.load(weights_only=True)`` (no code
   execution from pickles), accepts plain state dicts as well as training checkpoints that
   nest one (``{"state_dict": ..., "epoch": ..., "optimizer": ...}``), and strips the
@@ -20,15 +24,18 @@ directory) as ``<root>/<subdir>/<filename>``, e.g. ``codecs/compressai/mbt2018-m
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import threading
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from rdbench import download as _download
+from rdbench.files import file_lock, sha256_file
 
 __all__ = [
     "DEFAULT_WEIGHTS_ROOT",
@@ -48,9 +55,11 @@ __all__ = [
 
 DEFAULT_WEIGHTS_ROOT = "codecs"
 ENV_ROOT = "RDBENCH_WEIGHTS_ROOT"
-ENV_MIRROR = "RDBENCH_WEIGHTS_MIRROR"
+#: The mirror variable weights read (the one shared with datasets).
+ENV_MIRROR = _download.MIRROR_ENV
+#: Deprecated: the weights-only mirror variable, read before ``ENV_MIRROR``.
+ENV_MIRROR_DEPRECATED = "RDBENCH_WEIGHTS_MIRROR"
 ENV_DOWNLOAD = "RDBENCH_WEIGHTS_DOWNLOAD"
-DOWNLOAD_TIMEOUT_S = 60
 
 #: Keys under which training scripts nest the model's state dict, in the order tried.
 NESTED_STATE_DICT_KEYS = ("state_dict", "model_state_dict", "network", "model")
@@ -66,7 +75,7 @@ class WeightsUnavailableError(WeightsError):
     """The weights are not cached and could not be downloaded (offline, or downloads disabled)."""
 
 
-class WeightsIntegrityError(WeightsError):
+class WeightsIntegrityError(WeightsError, _download.ChecksumMismatchError):
     """A weights file's SHA-256 does not match the hash it is published with."""
 
 
@@ -97,33 +106,29 @@ _sha_lock = threading.Lock()
 
 
 def sha256sum(path: str | os.PathLike) -> str:
-    """The hex SHA-256 of a file (memoised on path, size and modification time)."""
+    """The hex SHA-256 of a file, memoised on path, size and modification time (weights are
+    verified at every load; a large file is read once per process)."""
     p = Path(path)
     st = p.stat()
     key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
     with _sha_lock:
         if key in _sha_cache:
             return _sha_cache[key]
-    h = hashlib.sha256()
-    with open(p, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    digest = h.hexdigest()
+    digest = sha256_file(p)
     with _sha_lock:
         _sha_cache[key] = digest
     return digest
 
 
 def verify_file(path: str | os.PathLike, expected: str, *, source: str = "") -> str:
-    """Check that the SHA-256 of ``path`` starts with ``expected``; returns the full digest."""
+    """Check that the SHA-256 of ``path`` starts with ``expected`` (≥ 8 hex digits); returns the
+    full digest. Raises :class:`WeightsIntegrityError`."""
     digest = sha256sum(path)
-    if not digest.startswith(expected.lower()):
+    if not _download.digest_matches(digest, expected):
         where = f" (downloaded from {source})" if source else ""
         raise WeightsIntegrityError(
-            f"weights file {path}{where} has SHA-256 {digest[: max(len(expected), 8)]}…, "
-            f"expected {expected}…: the file is corrupt, truncated or not the published one. "
-            f"Delete it and fetch it again."
-        )
+            str(path), "SHA-256", expected, digest,
+            f"The weights file{where} is corrupt, truncated or not the published one; delete it and fetch it again")
     return digest
 
 
@@ -151,9 +156,12 @@ class RemoteFile:
         return weights_root(root) / self.subdir / self.filename
 
     def source_url(self) -> str:
-        """The URL to download from: the publisher's, or ``$RDBENCH_WEIGHTS_MIRROR/<filename>``."""
-        mirror = os.environ.get(ENV_MIRROR, "").strip()
-        return f"{mirror.rstrip('/')}/{self.filename}" if mirror else self.url
+        """The URL to download from: the publisher's, or ``<mirror>/<filename>`` (see the module docstring)."""
+        mirror = os.environ.get(ENV_MIRROR_DEPRECATED, "").strip() or None
+        if mirror is not None:
+            warnings.warn(f"{ENV_MIRROR_DEPRECATED} is deprecated; set {ENV_MIRROR} instead", DeprecationWarning,
+                          stacklevel=2)
+        return _download.mirror_url(self.url, self.filename, mirror, folder=self.subdir)
 
     def is_cached(self, root: str | os.PathLike | None = None) -> bool:
         """Whether the file is present (cheap: the hash is checked when it is fetched)."""
@@ -168,20 +176,27 @@ class RemoteFile:
         if not downloads_enabled(download):
             raise WeightsUnavailableError(self._missing(path, f"downloads are disabled ({ENV_DOWNLOAD}=0)"))
         source = self.source_url()
+        shown = _download.split_credentials(source)[0]
+        staging = weights_root(root) / ".incoming" / self.subdir / self.filename
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            staging.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise WeightsUnavailableError(self._missing(path, f"cannot create {path.parent}: {exc}")) from exc
-        part = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.part")
-        try:
+            raise WeightsUnavailableError(self._missing(path, f"cannot create {exc.filename}: {exc}")) from exc
+        with file_lock(staging.with_name(staging.name + ".lock")):
+            if path.is_file():  # fetched by another process or thread meanwhile
+                verify_file(path, self.sha256)
+                return path
             try:
-                _download(source, part)
-            except Exception as exc:  # requests/pooch/OS errors: all mean "not available"
-                raise WeightsUnavailableError(self._missing(path, f"download from {source} failed: {exc}")) from exc
-            verify_file(part, self.sha256, source=source)
-            os.replace(part, path)
-        finally:
-            part.unlink(missing_ok=True)
+                _download.download(source, staging, retries=1)
+            except (_download.DownloadError, OSError) as exc:
+                raise WeightsUnavailableError(self._missing(path, f"download from {shown} failed: {exc}")) from exc
+            try:
+                verify_file(staging, self.sha256, source=shown)
+            except WeightsIntegrityError:
+                staging.unlink()
+                raise
+            os.replace(staging, path)
         return path
 
     def _missing(self, path: Path, reason: str) -> str:
@@ -198,17 +213,6 @@ def _url_filename(url: str) -> str:
     if not name:
         raise ValueError(f"URL {url!r} does not end in a file name")
     return name
-
-
-def _download(url: str, output: Path) -> None:
-    import pooch
-
-    scheme = urlsplit(url).scheme.lower()
-    if scheme in ("http", "https"):
-        downloader = pooch.HTTPDownloader(progressbar=False, timeout=DOWNLOAD_TIMEOUT_S)
-    else:
-        downloader = pooch.downloaders.choose_downloader(url, progressbar=False)
-    downloader(url, str(output), None)
 
 
 # -- checkpoints ---------------------------------------------------------------------------

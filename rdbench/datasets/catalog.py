@@ -15,6 +15,9 @@ from pathlib import PurePosixPath
 from types import MappingProxyType
 from typing import Iterable, Mapping
 
+from rdbench import download
+from rdbench.download import MIRROR_ENV
+
 __all__ = [
     "ACCESS_KINDS",
     "ARCHIVE_SUFFIXES",
@@ -30,9 +33,6 @@ __all__ = [
     "register",
     "unregister",
 ]
-
-#: Environment variable holding a base-URL override for every catalog download.
-MIRROR_ENV = "RDBENCH_MIRROR"
 
 #: ``open``: downloaded automatically. ``login``: needs an account on the provider's site, so the
 #: user downloads the file and places it in ``<data_root>/downloads/``.
@@ -153,10 +153,7 @@ def _join_url(base: str, path: str) -> str:
 def mirror_url(entry: CatalogEntry, source: SourceFile, mirror: str | None = None) -> str:
     """The URL to fetch ``source`` from: the mirror (argument, else ``$RDBENCH_MIRROR``) + the
     source's relative path, or the canonical URL when no mirror is set."""
-    base = mirror if mirror is not None else os.environ.get(MIRROR_ENV, "")
-    if not base:
-        return source.url
-    return _join_url(base.replace("{dataset}", entry.name), source.path)
+    return download.mirror_url(source.url, source.path, mirror, folder=entry.name)
 
 
 # --------------------------------------------------------------------------------------------

@@ -9,21 +9,21 @@ and verification.
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import shutil
 import time
-import urllib.parse
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
+from rdbench import download
 from rdbench.datasets.base import DatasetError
 from rdbench.datasets.catalog import CatalogEntry, SourceFile, get_entry, mirror_url, prepare_command
-from rdbench.datasets.manifest import MANIFEST_NAME, file_digests, read_manifest, write_json_atomic
+from rdbench.datasets.manifest import MANIFEST_NAME, read_manifest
+from rdbench.files import file_lock, write_json_atomic, write_text_atomic
 
 __all__ = [
     "ChecksumMismatchError",
@@ -31,11 +31,9 @@ __all__ = [
     "FetchRecord",
     "FetchedFile",
     "ManualDownloadRequired",
-    "ResumableHTTPDownloader",
     "TRUST_FILE",
     "check_unchanged",
     "downloads_dir",
-    "file_lock",
     "fetch_dataset",
     "fetch_source",
     "read_stamp",
@@ -55,22 +53,12 @@ class FetchError(DatasetError):
     """A source file could not be obtained."""
 
 
-class ChecksumMismatchError(FetchError):
-    """A file's size or checksum is not the expected one."""
-
-    def __init__(self, filename: str, what: str, expected: str, actual: str, detail: str = ""):
-        self.filename, self.what, self.expected, self.actual = filename, what, expected, actual
-        self.detail = detail
-        msg = f"{filename}: {what} mismatch: expected {expected}, got {actual}"
-        super().__init__(msg + (f". {detail}" if detail else ""))
+class ChecksumMismatchError(download.ChecksumMismatchError, FetchError):
+    """A source file's size or checksum is not the expected one."""
 
 
 class ManualDownloadRequired(FetchError):
     """A ``login`` dataset's file has not been placed in the downloads folder."""
-
-
-class _FatalHTTPError(RuntimeError):
-    """An HTTP error that retrying cannot fix (404, 401, 403…); pooch does not retry it."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -202,191 +190,7 @@ def _record_trust(data_root: str | os.PathLike, filename: str, digest: str) -> N
     with file_lock(path.with_name(".trust.lock")):
         trusted = _read_trust(path)
         trusted[filename] = digest
-        tmp = path.with_name(f".{TRUST_FILE}.{os.getpid()}.tmp")
-        tmp.write_text("".join(f"{d}  {f}\n" for f, d in sorted(trusted.items())), encoding="utf-8")
-        os.replace(tmp, path)
-
-
-@contextlib.contextmanager
-def file_lock(lock_path: Path) -> Iterator[None]:
-    """An exclusive advisory lock (POSIX flock) so concurrent tasks do not share a download."""
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - non-POSIX: no locking
-        yield
-        return
-    with open(lock_path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-# --------------------------------------------------------------------------------------------
-# Download
-# --------------------------------------------------------------------------------------------
-
-
-def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
-    """Remove ``user:password@`` from a URL; return the clean URL and the (user, password)."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url, None
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = host + (f":{parts.port}" if parts.port else "")
-    auth = (urllib.parse.unquote(parts.username or ""), urllib.parse.unquote(parts.password or ""))
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc)), auth
-
-
-def _content_range(value: str | None) -> tuple[int | None, int | None]:
-    """(start, total) from a ``Content-Range: bytes a-b/total`` (or ``bytes */total``) header."""
-    if not value or not value.startswith("bytes "):
-        return None, None
-    spec, _, total = value[6:].partition("/")
-    start = spec.split("-", 1)[0]
-    return (int(start) if start.isdigit() else None), (int(total) if total.isdigit() else None)
-
-
-class ResumableHTTPDownloader:
-    """A pooch downloader that continues ``partial`` with HTTP Range requests.
-
-    ``partial`` persists across failed attempts (and runs); on success it is moved onto pooch's
-    output file. ``resumed`` tells whether any bytes came from an earlier attempt.
-    ``progressbar`` follows pooch: ``True`` draws a tqdm bar; an object with ``total``,
-    ``update``, ``reset`` and ``close`` is driven instead. ``on_bytes(done, total)`` is called
-    as data arrives (total may be None).
-    """
-
-    def __init__(self, partial: str | os.PathLike, *, progressbar=False, auth=None, timeout=(30, 60),
-                 chunk_size: int = 1 << 20, desc: str = "", on_bytes: Callable[[int, int | None], None] | None = None):
-        self.partial = Path(partial)
-        self.progressbar = progressbar
-        self.auth = auth
-        self.timeout = timeout
-        self.chunk_size = chunk_size
-        self.desc = desc
-        self.on_bytes = on_bytes
-        self.resumed = False
-
-    def __call__(self, url, output_file, pooch, check_only=False):
-        import requests
-
-        if check_only:
-            r = requests.head(url, timeout=self.timeout, allow_redirects=True, auth=self.auth)
-            return r.status_code == 200
-        self.partial.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(2):  # at most one restart from zero
-            if self._attempt(requests, url):
-                os.replace(self.partial, output_file)
-                return None
-        raise requests.exceptions.ConnectionError(f"could not download {url} (range handling failed)")
-
-    def _attempt(self, requests, url) -> bool:
-        """One request; True when ``partial`` is complete, False to restart from zero."""
-        have = self.partial.stat().st_size if self.partial.exists() else 0
-        headers = {"Accept-Encoding": "identity"}
-        if have:
-            headers["Range"] = f"bytes={have}-"
-        with requests.get(url, headers=headers, stream=True, timeout=self.timeout, auth=self.auth) as r:
-            if r.status_code == 416 and have:
-                _, total = _content_range(r.headers.get("Content-Range"))
-                if total == have:
-                    self.resumed = True
-                    return True
-                self.partial.unlink()
-                return False
-            if 400 <= r.status_code < 500 and r.status_code not in (408, 425, 429):
-                raise _FatalHTTPError(f"HTTP {r.status_code} {r.reason} for {url}")
-            r.raise_for_status()
-            if have and r.status_code == 206:
-                start, _ = _content_range(r.headers.get("Content-Range"))
-                if start != have:
-                    self.partial.unlink()
-                    return False
-                mode = "ab"
-                self.resumed = True
-                log.info("resuming %s at byte %d", self.desc or url, have)
-            else:
-                mode, have = "wb", 0  # no partial, or the server ignored the range: restart
-            length = r.headers.get("Content-Length")
-            total = have + int(length) if length and length.isdigit() else None
-            bar = self._bar(total, have)
-            done = have
-            try:
-                with open(self.partial, mode) as f:
-                    for chunk in self._chunks(requests, r):
-                        f.write(chunk)
-                        done += len(chunk)
-                        if bar is not None:
-                            bar.update(len(chunk))
-                        if self.on_bytes is not None:
-                            self.on_bytes(done, total)
-            finally:
-                if bar is not None:
-                    bar.close() if self.progressbar is True else bar.reset()
-            if total is not None and done != total:
-                raise requests.exceptions.ConnectionError(
-                    f"connection closed after {done} of {total} bytes of {url}")
-        return True
-
-    def _chunks(self, requests, r) -> Iterator[bytes]:
-        """Body chunks as they arrive (``read1``), so an interrupted transfer keeps every byte
-        received before the break; transport errors surface as requests' ConnectionError, which
-        pooch retries."""
-        import urllib3
-
-        try:
-            while True:
-                data = r.raw.read1(self.chunk_size, decode_content=True)
-                if not data:
-                    return
-                yield data
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise requests.exceptions.ConnectionError(f"transfer interrupted: {exc}") from exc
-
-    def _bar(self, total, initial):
-        if self.progressbar is True:
-            from tqdm.auto import tqdm
-
-            return tqdm(total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024,
-                        desc=self.desc or None, leave=True)
-        if self.progressbar:
-            self.progressbar.total = total
-            if initial:
-                self.progressbar.update(initial)
-            return self.progressbar
-        return None
-
-
-def _download(url: str, staging: Path, filename: str, *, auth, retries: int, progressbar,
-              on_bytes) -> tuple[Path, bool]:
-    """Download ``url`` with pooch into ``staging/filename``; returns (path, resumed)."""
-    import pooch
-
-    target = staging / filename
-    if target.exists():  # a previous run stopped between download and verification
-        target.unlink()
-    downloader = ResumableHTTPDownloader(staging / (filename + ".part"), progressbar=progressbar, auth=auth,
-                                         desc=Path(filename).name, on_bytes=on_bytes)
-    base = url.rsplit("/", 1)[0] + "/"
-    repo = pooch.create(path=staging, base_url=base, registry={filename: None}, urls={filename: url},
-                        retry_if_failed=retries)
-    try:
-        repo.fetch(filename, downloader=downloader)
-    except _FatalHTTPError as exc:
-        raise FetchError(f"{filename}: download failed: {exc}") from None
-    except Exception as exc:  # requests' network errors after pooch's retries
-        import requests
-
-        if isinstance(exc, requests.exceptions.RequestException):
-            raise FetchError(f"{filename}: download from {url} failed after {retries + 1} attempts: {exc}; "
-                             "run again to resume") from exc
-        raise
-    return target, downloader.resumed
+        write_text_atomic(path, "".join(f"{d}  {f}\n" for f, d in sorted(trusted.items())))
 
 
 # --------------------------------------------------------------------------------------------
@@ -396,25 +200,19 @@ def _download(url: str, staging: Path, filename: str, *, auth, retries: int, pro
 
 def _verify(path: Path, source: SourceFile, trusted: str | None) -> tuple[str, str]:
     """Check size and checksum of ``path``; return (sha256, how it was verified)."""
-    size = path.stat().st_size
-    if source.size is not None and size != source.size:
-        raise ChecksumMismatchError(source.filename, "size", f"{source.size:,} bytes", f"{size:,} bytes")
-    algorithms = ["sha256"] + ([source.checksum.algorithm] if source.checksum else [])
-    digests = file_digests(path, algorithms)
+    checksums = {source.checksum.algorithm: source.checksum.value} if source.checksum else None
+    sha256 = download.verify_file(path, checksums, size=source.size, name=source.filename)["sha256"]
     if source.checksum is not None:
-        actual = digests[source.checksum.algorithm]
-        if actual != source.checksum.value:
-            raise ChecksumMismatchError(source.filename, source.checksum.algorithm, source.checksum.value, actual)
-        return digests["sha256"], f"catalog {source.checksum.algorithm}"
+        return sha256, f"catalog {source.checksum.algorithm}"
     if trusted is not None:
-        if digests["sha256"] != trusted:
+        if sha256 != trusted:
             raise ChecksumMismatchError(
-                source.filename, "sha256 (trusted on first use)", trusted, digests["sha256"],
+                source.filename, "sha256 (trusted on first use)", trusted, sha256,
                 "The catalog publishes no checksum for this file; the expected value was recorded at its "
                 "first download. If the upstream file legitimately changed, delete its line from "
                 f"downloads/{TRUST_FILE} and delete the prepared/<dataset>/ folders built from it, then run again")
-        return digests["sha256"], "trust on first use (matches the recorded sha256)"
-    return digests["sha256"], "trust on first use (sha256 recorded at this download)"
+        return sha256, "trust on first use (matches the recorded sha256)"
+    return sha256, "trust on first use (sha256 recorded at this download)"
 
 
 def _quarantine(path: Path, downloads: Path, filename: str) -> Path:
@@ -449,7 +247,7 @@ def fetch_source(entry: CatalogEntry, source: SourceFile, data_root: str | os.Pa
     downloads = downloads_dir(data_root)
     dest = downloads / source.filename
     raw_url = mirror_url(entry, source, mirror)
-    url, auth = split_credentials(raw_url)
+    url = download.split_credentials(raw_url)[0]  # for messages; download() sends the credentials
     trusted = trusted_sha256(data_root, source.filename) if source.checksum is None else None
 
     def finish(path: Path, sha256: str, how: str) -> FetchedFile:
@@ -465,7 +263,7 @@ def fetch_source(entry: CatalogEntry, source: SourceFile, data_root: str | os.Pa
                 sha, how = _verify(dest, source, trusted)
                 log.info("%s: %s present and verified (%s)", entry.name, source.filename, how)
                 return finish(dest, sha, how)
-            except ChecksumMismatchError as exc:
+            except download.ChecksumMismatchError as exc:
                 moved = _quarantine(dest, downloads, source.filename)
                 if entry.access != "open":
                     note = f"The file was moved to {moved}; download it again.\n" + _manual_message(entry, source, dest, data_root)
@@ -479,11 +277,15 @@ def fetch_source(entry: CatalogEntry, source: SourceFile, data_root: str | os.Pa
         staging = downloads / ".incoming"
         for attempt in range(2):
             log.info("%s: downloading %s from %s", entry.name, source.filename, url)
-            path, resumed = _download(url, staging, source.filename, auth=auth, retries=retries,
-                                      progressbar=progressbar, on_bytes=on_bytes)
+            path = staging / source.filename
+            try:
+                resumed = download.download(raw_url, path, name=source.filename, retries=retries,
+                                            progressbar=progressbar, on_bytes=on_bytes)
+            except download.DownloadError as exc:
+                raise FetchError(str(exc)) from exc
             try:
                 sha, how = _verify(path, source, trusted)
-            except ChecksumMismatchError as exc:
+            except download.ChecksumMismatchError as exc:
                 if resumed and attempt == 0:
                     log.warning("%s: resumed download of %s failed verification (%s); downloading it again "
                                 "from the start", entry.name, source.filename, exc)
@@ -520,7 +322,7 @@ def fetch_dataset(name: str, data_root: str | os.PathLike, *, mirror: str | None
         files.append(fetch_source(entry, source, data_root, mirror=mirror, progressbar=progressbar,
                                   retries=retries, on_bytes=on_bytes))
     record = FetchRecord(name, tuple(files), datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
-    write_json_atomic(stamp_path(data_root, name), record.to_json())
+    write_json_atomic(stamp_path(data_root, name), record.to_json(), indent=1, sort_keys=False, ensure_ascii=False)
     if progress is not None:
         progress(1.0, f"{n} file(s) verified")
     return record

@@ -6,15 +6,13 @@ docs/datasets.md, section Prepared datasets). JSON files are written atomically.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
 
 from rdbench.datasets.base import DatasetError
+from rdbench.files import write_json_atomic
 
 __all__ = [
     "MANIFEST_FORMAT",
@@ -24,50 +22,12 @@ __all__ = [
     "PreparedImage",
     "PreparationError",
     "SourceRecord",
-    "file_digests",
     "read_manifest",
-    "sha256_file",
-    "write_json_atomic",
 ]
 
 MANIFEST_FORMAT = "rdbench-prepared-dataset"
 MANIFEST_VERSION = 1
 MANIFEST_NAME = "manifest.json"
-
-_CHUNK = 1 << 20
-
-
-def file_digests(path: str | os.PathLike, algorithms: Iterable[str] = ("sha256",)) -> dict[str, str]:
-    """Hex digests of a file for each algorithm, computed in one pass."""
-    hashers = {a: hashlib.new(a) for a in dict.fromkeys(algorithms)}
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            for h in hashers.values():
-                h.update(chunk)
-    return {a: h.hexdigest() for a, h in hashers.items()}
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    return file_digests(path)["sha256"]
-
-
-def write_json_atomic(path: str | os.PathLike, obj: Any, *, indent: int | None = 1) -> Path:
-    """Write ``obj`` as JSON to ``path`` via a temporary sibling and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=indent, ensure_ascii=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 @dataclass(frozen=True)
@@ -141,7 +101,9 @@ class Manifest:
         )
 
     def write(self, path: str | os.PathLike) -> Path:
-        return write_json_atomic(path, self.to_json())
+        """Write the manifest atomically; returns its path."""
+        write_json_atomic(path, self.to_json(), indent=1, sort_keys=False, ensure_ascii=False)
+        return Path(path)
 
 
 def read_manifest(path: str | os.PathLike) -> Manifest:

@@ -32,7 +32,7 @@ from rdbench.datasets.catalog import (
     prepare_command,
 )
 from rdbench.datasets.extract import iter_extract
-from rdbench.datasets.fetch import FetchRecord, check_unchanged, downloads_dir, file_lock, read_stamp
+from rdbench.datasets.fetch import FetchRecord, check_unchanged, downloads_dir, read_stamp
 from rdbench.datasets.manifest import (
     MANIFEST_NAME,
     Manifest,
@@ -40,8 +40,8 @@ from rdbench.datasets.manifest import (
     PreparedImage,
     SourceRecord,
     read_manifest,
-    sha256_file,
 )
+from rdbench.files import file_lock, sha256_file
 
 __all__ = [
     "catalog_names",
