@@ -13,8 +13,10 @@ for _handler in set(_logging.getLogger().handlers) - set(_root_handlers):
     _logging.getLogger().removeHandler(_handler)
 
 from pipelines.benchmark import ComputeSetMetrics, EvaluateRun, ReportRun, RunBenchmark
-from pipelines.config import rdbench
+from pipelines.config import rdbench, set_retcode_defaults
 from pipelines.datasets import FetchDataset, PrepareDataset, PrepareDatasets
 from pipelines.training import TrainCodec
+
+set_retcode_defaults()
 
 __all__ = ["ComputeSetMetrics", "EvaluateRun", "FetchDataset", "PrepareDataset", "PrepareDatasets", "ReportRun", "RunBenchmark", "TrainCodec", "rdbench"]
