@@ -1,11 +1,23 @@
-"""The codec interface, spec parsing, the registry, and the six classical codecs."""
+"""The codec interface, spec parsing, the registry, the default set, and the six classical codecs."""
+import subprocess
 import sys
 import textwrap
 
 import numpy as np
 import pytest
 
-from rdbench.codecs import CLASSICAL, Codec, CodecSpecError, available, get_codec, parse_spec, register
+from rdbench.codecs import (
+    BUILTIN,
+    CLASSICAL,
+    Codec,
+    CodecSpecError,
+    available,
+    family,
+    get_codec,
+    parse_spec,
+    register,
+)
+from rdbench.codecs.defaults import default_codec_specs
 from rdbench.datasets import get_dataset
 from rdbench.images import load_image
 
@@ -116,3 +128,44 @@ def test_runtime_registration_and_entry_points(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     assert "mine" in available()
     assert get_codec("mine").name == "mine"
+    # families come from the classes: inherited, undeclared, unknown
+    assert family("mine:subsampling=444") == "classical"
+    assert family("identity-test") is None and family("no-such-codec") is None
+
+
+def test_builtin_table_families_are_the_classes_own():
+    assert CLASSICAL == ("jpeg", "webp", "jpeg2000", "avif", "heic", "jpegxl")
+    for name, (fam, _) in BUILTIN.items():
+        codec = get_codec(name)
+        assert codec.family == fam == family(f"{name}:x=1"), name
+
+
+def test_family_imports_no_codec_library():
+    """``import rdbench.codecs`` and family() of every built-in import neither torch nor a codec library."""
+    code = (
+        "import sys, rdbench.codecs as c; "
+        "assert [c.family(n) for n in c.BUILTIN].count('classical') == 6; "
+        "print(sorted(m for m in ('torch', 'compressai', 'pillow_heif', 'imagecodecs') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_default_set_is_read_off_the_codec_classes(tmp_path, monkeypatch):
+    """Classical codecs, rdbench-small (shipped weights), and zoo codecs only with cached weights."""
+    from rdbench.codecs.rdbench_small import shipped_weights
+
+    monkeypatch.setenv("RDBENCH_WEIGHTS_ROOT", str(tmp_path / "weights"))
+    specs, left_out = default_codec_specs()
+    shipped = ["rdbench-small"] if shipped_weights().is_file() else []
+    assert specs == list(CLASSICAL) + shipped
+    assert set(left_out) == {name for name in BUILTIN if get_codec(name).in_default_set} - set(specs)
+    assert "bmshj2018-hyperprior" in left_out and "balle2018" not in left_out
+
+
+def test_plot_styles_follow_the_family():
+    from rdbench.reports.plots import codec_styles
+
+    styles = codec_styles(["jpeg:subsampling=444", "mbt2018-mean", "rdbench-small", "not-installed-here"])
+    assert styles["jpeg:subsampling=444"]["linestyle"] == "--"
+    assert {styles[s]["linestyle"] for s in ("mbt2018-mean", "rdbench-small", "not-installed-here")} == {"-"}

@@ -15,8 +15,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("compressai")
 
-from rdbench.codecs import CodecError, CodecSpecError, get_codec, known  # noqa: E402
-from rdbench.codecs.base import LEARNED_ZOO  # noqa: E402
+from rdbench.codecs import CodecError, CodecSpecError, family, get_codec, known  # noqa: E402
 from rdbench.codecs.bitstream import BitstreamError, unpack  # noqa: E402
 from rdbench.codecs.compressai_zoo import ZOO, CompressAIZoo, weights_available  # noqa: E402
 from rdbench.codecs.weights import (  # noqa: E402
@@ -62,11 +61,11 @@ def _bits(data: bytes) -> int:
 
 
 def test_registered_names_and_ladders():
-    assert set(LEARNED_ZOO) == set(ZOO)
-    assert set(LEARNED_ZOO) <= set(known())
-    for name in LEARNED_ZOO:
+    assert set(ZOO) <= set(known())
+    for name in ZOO:
         codec = get_codec(name)
         assert isinstance(codec, CompressAIZoo) and codec.name == name and codec.batched
+        assert family(name) == codec.family == "learned" and codec.in_default_set
         top = 6 if name.startswith("cheng2020") else 8
         assert codec.default_qualities() == [float(q) for q in range(1, top + 1)]
         assert name in codec.version and "compressai" in codec.version

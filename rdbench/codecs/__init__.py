@@ -1,15 +1,19 @@
 """Codecs by spec: ``get_codec("jpeg:subsampling=444")``; ``available()`` lists the names.
 
-See :mod:`rdbench.codecs.base` for the interface and the registry.
+See :mod:`rdbench.codecs.base` for the interface and the registry, :mod:`rdbench.codecs.learned`
+and :mod:`rdbench.codecs.compressai_model` for learned codecs (and for evaluating your own model).
 """
 from rdbench.codecs.base import (
+    BUILTIN,
     CLASSICAL,
     Codec,
     CodecError,
     CodecSpecError,
     Encoded,
+    Family,
     Param,
     available,
+    family,
     get_codec,
     known,
     parse_spec,
@@ -17,13 +21,16 @@ from rdbench.codecs.base import (
 )
 
 __all__ = [
+    "BUILTIN",
     "CLASSICAL",
     "Codec",
     "CodecError",
     "CodecSpecError",
     "Encoded",
+    "Family",
     "Param",
     "available",
+    "family",
     "get_codec",
     "known",
     "parse_spec",

@@ -5,11 +5,15 @@ A *codec spec* is the string a user writes: ``NAME`` or ``NAME:key=value,key=val
 :func:`get_codec` turns it into a :class:`Codec` instance, validating the parameters
 against what the codec declares.
 
-Codecs are found in three places, in this order: the built-in table below (imported lazily,
-so ``import rdbench.codecs`` pulls in no codec library), codecs registered at run time with
-:func:`register`, and the ``rdbench.codecs`` entry-point group of installed distributions
-(``name = "package.module:factory"``, where the factory takes the parameters as keyword
-arguments and returns a :class:`Codec`).
+Codecs are found in three places, in this order: codecs registered at run time with
+:func:`register`, the built-in table :data:`BUILTIN` (imported lazily, so ``import rdbench.codecs``
+pulls in no codec library), and the ``rdbench.codecs`` entry-point group of installed
+distributions (``name = "package.module:factory"``, where the factory takes the parameters as
+keyword arguments and returns a :class:`Codec`).
+
+What a codec *is* lives on its class: its :attr:`~Codec.family` (``classical`` or ``learned``:
+:func:`family` answers it for a spec, e.g. for plot styles) and whether a run without
+``--codecs`` includes it (:attr:`~Codec.in_default_set`, see :mod:`rdbench.codecs.defaults`).
 
 The interface is deliberately small, with optional richer methods a codec overrides when it
 can do better than the default:
@@ -32,23 +36,31 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
 __all__ = [
+    "BUILTIN",
+    "CLASSICAL",
     "Codec",
     "CodecError",
     "CodecSpecError",
     "Encoded",
+    "Family",
     "Param",
     "available",
+    "family",
     "get_codec",
+    "known",
     "parse_spec",
     "register",
 ]
 
 ENTRY_POINT_GROUP = "rdbench.codecs"
+
+#: ``classical``: a standard format's library (dashed in plots); ``learned``: a trained network (solid).
+Family = Literal["classical", "learned"]
 
 
 class CodecError(Exception):
@@ -90,11 +102,16 @@ class Param:
 class Codec:
     """Base class of every codec. Images are ``uint8 (H, W, 3)`` RGB arrays.
 
-    Subclasses set ``name``, ``PARAMS`` and ``DEFAULT_QUALITIES`` and implement ``encode``,
-    ``decode`` and ``version``. ``quality`` is always a number, higher meaning more bits.
+    Subclasses set ``name``, ``family``, ``PARAMS`` and ``DEFAULT_QUALITIES`` and implement
+    ``encode``, ``decode`` and ``version``. ``quality`` is always a number, higher meaning more bits.
     """
 
     name: ClassVar[str] = ""
+    #: What kind of codec this is (None: not declared; reports draw it as learned).
+    family: ClassVar[Family | None] = None
+    #: Whether a run without ``--codecs`` includes this codec, where it can run without
+    #: downloading anything (its module imports and :meth:`weights_available`).
+    in_default_set: ClassVar[bool] = False
     #: Parameters accepted in the spec, by key.
     PARAMS: ClassVar[dict[str, Param]] = {}
     DEFAULT_QUALITIES: ClassVar[tuple[float, ...]] = ()
@@ -131,6 +148,13 @@ class Codec:
 
     def default_qualities(self) -> list[float]:
         return [float(q) for q in self.DEFAULT_QUALITIES]
+
+    def weights_available(self, qualities: Sequence[float] | None = None) -> bool:
+        """Whether every quality (default: the ladder) can run here without a download.
+
+        True for codecs without weights; learned codecs check their files.
+        """
+        return True
 
     def to(self, device: str) -> "Codec":
         """Move the codec to a torch device; classical codecs stay on the CPU."""
@@ -204,39 +228,33 @@ def _unknown_params_message(name: str, unknown: Iterable[str], accepted: dict[st
 
 # -- registry ------------------------------------------------------------------------------
 
-#: Built-in codecs: name → "module:attribute", imported on first use.
-_BUILTIN: dict[str, str] = {
-    "jpeg": "rdbench.codecs.pillow_codecs:JPEG",
-    "webp": "rdbench.codecs.pillow_codecs:WebP",
-    "jpeg2000": "rdbench.codecs.pillow_codecs:JPEG2000",
-    "avif": "rdbench.codecs.pillow_codecs:AVIF",
-    "heic": "rdbench.codecs.heic:HEIC",
-    "jpegxl": "rdbench.codecs.jpegxl:JPEGXL",
-    "bmshj2018-factorized": "rdbench.codecs.compressai_zoo:BMSHJ2018Factorized",
-    "bmshj2018-hyperprior": "rdbench.codecs.compressai_zoo:BMSHJ2018Hyperprior",
-    "mbt2018-mean": "rdbench.codecs.compressai_zoo:MBT2018Mean",
-    "mbt2018": "rdbench.codecs.compressai_zoo:MBT2018",
-    "cheng2020-anchor": "rdbench.codecs.compressai_zoo:Cheng2020Anchor",
-    "cheng2020-attn": "rdbench.codecs.compressai_zoo:Cheng2020Attn",
-    "toderici2017": "rdbench.codecs.seeds.toderici2017:Toderici2017",
-    "agustsson2019": "rdbench.codecs.seeds.agustsson2019:Agustsson2019",
-    "hific": "rdbench.codecs.seeds.hific:HiFiC",
-    "balle2018": "rdbench.codecs.seeds.balle2018:Balle2018",
-    "xiao2019": "rdbench.codecs.seeds.xiao2019:Xiao2019",
-    "mentzer2018": "rdbench.codecs.seeds.mentzer2018:Mentzer2018",
-    "rdbench-small": "rdbench.codecs.rdbench_small:RDBenchSmall",
+#: Built-in codecs: name → (family, "module:Class"), the class imported on first use. The family
+#: is the class's own ``family``, written here as well so that :func:`family` answers without
+#: importing codec libraries (tests/test_codecs.py checks that the two agree). The order is
+#: that of the default codec set.
+BUILTIN: dict[str, tuple[Family, str]] = {
+    "jpeg": ("classical", "rdbench.codecs.pillow_codecs:JPEG"),
+    "webp": ("classical", "rdbench.codecs.pillow_codecs:WebP"),
+    "jpeg2000": ("classical", "rdbench.codecs.pillow_codecs:JPEG2000"),
+    "avif": ("classical", "rdbench.codecs.pillow_codecs:AVIF"),
+    "heic": ("classical", "rdbench.codecs.heic:HEIC"),
+    "jpegxl": ("classical", "rdbench.codecs.jpegxl:JPEGXL"),
+    "rdbench-small": ("learned", "rdbench.codecs.rdbench_small:RDBenchSmall"),
+    "bmshj2018-factorized": ("learned", "rdbench.codecs.compressai_zoo:BMSHJ2018Factorized"),
+    "bmshj2018-hyperprior": ("learned", "rdbench.codecs.compressai_zoo:BMSHJ2018Hyperprior"),
+    "mbt2018-mean": ("learned", "rdbench.codecs.compressai_zoo:MBT2018Mean"),
+    "mbt2018": ("learned", "rdbench.codecs.compressai_zoo:MBT2018"),
+    "cheng2020-anchor": ("learned", "rdbench.codecs.compressai_zoo:Cheng2020Anchor"),
+    "cheng2020-attn": ("learned", "rdbench.codecs.compressai_zoo:Cheng2020Attn"),
+    "toderici2017": ("learned", "rdbench.codecs.seeds.toderici2017:Toderici2017"),
+    "agustsson2019": ("learned", "rdbench.codecs.seeds.agustsson2019:Agustsson2019"),
+    "hific": ("learned", "rdbench.codecs.seeds.hific:HiFiC"),
+    "balle2018": ("learned", "rdbench.codecs.seeds.balle2018:Balle2018"),
+    "xiao2019": ("learned", "rdbench.codecs.seeds.xiao2019:Xiao2019"),
+    "mentzer2018": ("learned", "rdbench.codecs.seeds.mentzer2018:Mentzer2018"),
 }
-#: The classical codecs, the default set of a benchmark run.
-CLASSICAL = ("jpeg", "webp", "jpeg2000", "avif", "heic", "jpegxl")
-#: CompressAI's pretrained image models (rdbench.codecs.compressai_zoo).
-LEARNED_ZOO = (
-    "bmshj2018-factorized",
-    "bmshj2018-hyperprior",
-    "mbt2018-mean",
-    "mbt2018",
-    "cheng2020-anchor",
-    "cheng2020-attn",
-)
+#: The built-in classical codecs.
+CLASSICAL = tuple(name for name, (fam, _) in BUILTIN.items() if fam == "classical")
 
 _registered: dict[str, Callable[..., Codec]] = {}
 _lock = threading.Lock()
@@ -269,8 +287,8 @@ def _factory(name: str) -> Callable[..., Codec]:
     if name in _registered:
         f = _registered[name]
         return _resolve(f) if isinstance(f, str) else f
-    if name in _BUILTIN:
-        return _resolve(_BUILTIN[name])
+    if name in BUILTIN:
+        return _resolve(BUILTIN[name][1])
     eps = _entry_points()
     if name in eps:
         return eps[name].load()
@@ -279,7 +297,24 @@ def _factory(name: str) -> Callable[..., Codec]:
 
 def known() -> list[str]:
     """Every codec name rdbench knows, whether or not its library imports here."""
-    return sorted(set(_BUILTIN) | set(_registered) | set(_entry_points()))
+    return sorted(set(BUILTIN) | set(_registered) | set(_entry_points()))
+
+
+def family(spec: str) -> Family | None:
+    """The family of the codec a spec names: ``"classical"``, ``"learned"``, or None if unknown.
+
+    A built-in codec answers from :data:`BUILTIN` without importing anything; another is looked
+    up as :func:`get_codec` would (its module imported) and answers with its ``family``. None
+    when the name is unknown here, its module does not import, or it declares no family.
+    """
+    name, _ = parse_spec(spec)
+    if name in BUILTIN and name not in _registered:
+        return BUILTIN[name][0]
+    try:
+        factory = _factory(name)
+    except (CodecSpecError, ImportError, AttributeError):
+        return None
+    return getattr(factory, "family", None)
 
 
 def available() -> list[str]:

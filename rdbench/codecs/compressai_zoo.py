@@ -146,6 +146,7 @@ class CompressAIZoo(LearnedCodec[_Loaded]):
         "seed": Param(0, "seed of weights=random", convert=int),
     }
     batched = True
+    in_default_set = True  # when the published weights are cached
 
     def __getstate__(self) -> dict:
         """Pickle the configuration only (Beam ships codecs to workers); models reload lazily."""

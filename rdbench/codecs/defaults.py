@@ -1,31 +1,34 @@
-"""The default codec set of a benchmark run: what runs here without downloading anything."""
+"""The default codec set of a benchmark run: what runs here without downloading anything.
+
+It is read off the codec classes: every built-in codec (in :data:`~rdbench.codecs.base.BUILTIN`
+order) whose class sets ``in_default_set`` and whose weights, if it has any, are here.
+"""
 from __future__ import annotations
 
 import logging
 
-from rdbench.codecs.base import CLASSICAL, LEARNED_ZOO, available, get_codec
+from rdbench.codecs.base import BUILTIN, get_codec
 
 log = logging.getLogger(__name__)
 
-#: Learned codecs that ship their weights inside rdbench (always in the default set).
-SHIPPED = ("rdbench-small",)
-
 
 def default_codec_specs() -> tuple[list[str], dict[str, str]]:
-    """The classical codecs, the shipped learned ones, and every zoo codec whose weights are cached.
+    """The specs of the default codec set, and for each codec left out, the reason.
 
-    Returns the specs and, for each codec left out, the reason (logged, and recorded in
-    run.json by the pipeline).
+    Today: the classical codecs, ``rdbench-small`` (its weights ship with rdbench) and every
+    CompressAI zoo codec whose weights are cached. The reasons are logged, and recorded in
+    run.json by the pipeline.
     """
-    names = set(available())
     specs, left_out = [], {}
-    for name in CLASSICAL + SHIPPED + LEARNED_ZOO:
-        if name not in names:
+    for name in BUILTIN:
+        try:
+            codec = get_codec(name)
+        except ImportError:
             left_out[name] = "its library or module is not importable here"
             continue
-        codec = get_codec(name)
-        check = getattr(codec, "weights_available", None)
-        if callable(check) and not check():
+        if not codec.in_default_set:
+            continue
+        if not codec.weights_available():
             left_out[name] = "pretrained weights are not in the weights root (see WeightsUnavailableError)"
             continue
         specs.append(codec.spec)

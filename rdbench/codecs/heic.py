@@ -16,6 +16,8 @@ class HEIC(Codec):
     """HEIC via libheif/x265; quality 0–100 (libheif's scale). The bitstream is the .heic file."""
 
     name = "heic"
+    family = "classical"
+    in_default_set = True
     PARAMS = {
         "subsampling": Param("420", "chroma subsampling", choices=("420", "444")),
         # libheif's x265 default is "slow"; "medium" encodes about 2x faster for ~1 % more bytes.

@@ -17,6 +17,8 @@ class JPEGXL(Codec):
     """
 
     name = "jpegxl"
+    family = "classical"
+    in_default_set = True
     PARAMS = {"effort": Param(7, "encoder effort 1 (fast) – 9 (slow)", choices=tuple(range(1, 10)), convert=int)}
     DEFAULT_QUALITIES = (10, 25, 40, 55, 70, 80, 90)
 

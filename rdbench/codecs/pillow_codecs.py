@@ -25,6 +25,8 @@ def _library_version(feature: str, library: str) -> str:
 class PillowCodec(Codec):
     """Shared save/open logic; subclasses say which format and which save options."""
 
+    family = "classical"
+    in_default_set = True
     FORMAT: str = ""
 
     def save_options(self, quality: float) -> dict[str, Any]:

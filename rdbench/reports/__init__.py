@@ -14,7 +14,7 @@ from __future__ import annotations
 from .bdrate import BD_COLUMNS, BD_METRICS, bd_compare, codec_name, compute_bd_rates, select_anchor, write_bd_rate
 from .build import build_report
 from .html import render_report
-from .plots import CLASSICAL_CODECS, make_plots, plot_rd, plot_times
+from .plots import make_plots, plot_rd, plot_times
 from .reference import known_methods, load_reference
 from .runs import RunData, RunInfo, load_runs
 from .set_metrics import SET_METRICS_COLUMNS, read_set_metrics
@@ -23,7 +23,6 @@ from .summary import SUMMARY_COLUMNS, pooled_psnr, read_summary, summarize, writ
 __all__ = [
     "BD_COLUMNS",
     "BD_METRICS",
-    "CLASSICAL_CODECS",
     "RunData",
     "RunInfo",
     "SET_METRICS_COLUMNS",

@@ -3,8 +3,9 @@
 Per dataset, into ``<out>/plots/``:
 
 * ``rd_psnr_rgb_<dataset>.png/.svg`` and ``rd_ms_ssim_db_<dataset>.png/.svg``: one line per codec
-  spec with markers; classical codecs dashed, learned codecs solid; optional published reference
-  curves in grey (reference MS-SSIM is converted to dB for the dB plot).
+  spec with markers; classical codecs dashed, learned codecs solid (the codec's family,
+  :func:`rdbench.codecs.family`); optional published reference curves in grey (reference
+  MS-SSIM is converted to dB for the dB plot).
 * ``rd_lpips_<dataset>``, ``rd_fid_<dataset>``, ``rd_kid_<dataset>``: rate–perception plots (lower is
   better), drawn only when the run computed that metric (``--metrics``).
 * ``time_<dataset>.png/.svg``: mean encode and decode time per image versus bpp, log-log.
@@ -24,12 +25,11 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from rdbench.codecs import family
 from rdbench.metrics.registry import contract_plots, optional_plots
 
-from .bdrate import codec_name
 from .reference import load_reference
 
-CLASSICAL_CODECS = frozenset({"jpeg", "webp", "jpeg2000", "avif", "heic", "jpegxl"})
 #: Rate–quality plots of every report, and those drawn when the run computed the metric
 #: (metric registry), by summary column → axis label.
 RD_METRICS = {c.name: c.label for c in contract_plots()}
@@ -39,10 +39,6 @@ DPI = 150
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "*", "p")
 REF_STYLES = (("-", "."), ("--", "x"), (":", "+"), ("-.", "1"))
 _SAFE = re.compile(r"^[A-Za-z0-9._-]+$")
-
-
-def is_classical(spec: str) -> bool:
-    return codec_name(spec) in CLASSICAL_CODECS
 
 
 def file_slug(dataset: str) -> str:
@@ -63,7 +59,7 @@ def codec_styles(codecs: Sequence[str]) -> dict[str, dict]:
         styles[spec] = {
             "color": palette[i],
             "marker": MARKERS[i % len(MARKERS)],
-            "linestyle": "--" if is_classical(spec) else "-",
+            "linestyle": "--" if family(spec) == "classical" else "-",
         }
     return styles
 

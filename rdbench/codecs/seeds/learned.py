@@ -139,6 +139,8 @@ class LearnedCodec(Codec, Generic[ModelT]):
     :meth:`_cached` and say in :meth:`_place` how one moves to ``self.device``.
     """
 
+    family = "learned"
+
     def __init__(self, **params: Any):
         super().__init__(**params)
         if self.params["checkpoint"] and self.params["weights"] == "random":
