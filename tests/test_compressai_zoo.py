@@ -17,7 +17,7 @@ pytest.importorskip("compressai")
 
 from rdbench.codecs import CodecError, CodecSpecError, family, get_codec, known  # noqa: E402
 from rdbench.codecs.bitstream import BitstreamError, unpack  # noqa: E402
-from rdbench.codecs.compressai_zoo import ZOO, CompressAIZoo, weights_available  # noqa: E402
+from rdbench.codecs.compressai_zoo import ZOO, CompressAIZoo  # noqa: E402
 from rdbench.codecs.weights import (  # noqa: E402
     CheckpointError,
     RemoteFile,
@@ -212,7 +212,7 @@ def test_training_checkpoint_with_dataparallel_prefix(small, tmp_path):
 
 def test_missing_checkpoint(small, tmp_path):
     codec = get_codec(f"bmshj2018-hyperprior:checkpoint={tmp_path}/q{{quality}}.pth")
-    assert not weights_available(codec)
+    assert not codec.weights_available()
     with pytest.raises(CheckpointError, match="not found.*q4.pth"):
         codec.compress(small, 4)
 
@@ -221,7 +221,7 @@ def test_pickled_object_is_refused(small, tmp_path):
     """A pickled module (not a state dict) must not be unpickled: weights_only refuses it."""
     torch.save(torch.nn.Linear(2, 2), tmp_path / "model.pth")
     codec = get_codec(f"bmshj2018-hyperprior:checkpoint={tmp_path}/model.pth")
-    assert weights_available(codec)  # the file exists; what it holds is checked on load
+    assert codec.weights_available()  # the file exists; what it holds is checked on load
     with pytest.raises(CheckpointError, match="not a plain state dict.*weights_only"):
         codec.compress(small, 1)
 
@@ -241,7 +241,7 @@ def test_non_tensor_dict_and_wrong_architecture(small, tmp_path):
 
 def test_offline_without_cached_weights_says_what_to_fetch(small, tmp_path):
     codec = get_codec("bmshj2018-hyperprior")
-    assert not weights_available(codec) and not weights_available("bmshj2018-hyperprior")
+    assert not codec.weights_available() and not get_codec("bmshj2018-hyperprior").weights_available()
     with pytest.raises(WeightsUnavailableError) as err:
         codec.compress(small, 3)
     msg = str(err.value)
@@ -254,7 +254,7 @@ def test_cached_file_with_wrong_hash(small, tmp_path):
     path.parent.mkdir(parents=True)
     torch.save({"g_a.0.weight": torch.zeros(1)}, path)  # loadable, but not the published file
     codec = get_codec("bmshj2018-hyperprior")
-    assert weights_available(codec, [2])  # present (hash is checked on use, not on listing)
+    assert codec.weights_available([2])  # present (hash is checked on use, not on listing)
     with pytest.raises(WeightsIntegrityError, match="93677231"):
         codec.compress(small, 2)
 
@@ -264,10 +264,10 @@ def test_weights_root_parameter(tmp_path):
     f = root / "compressai" / "mbt2018-1-3f36cd77.pth.tar"
     f.parent.mkdir(parents=True)
     f.write_bytes(b"")
-    assert weights_available(f"mbt2018:weights_root={root}", [1])
-    assert not weights_available(f"mbt2018:weights_root={root}", [1, 2])
-    assert not weights_available("mbt2018", [1])
-    assert weights_available("mbt2018:weights=random") and weights_available("jpeg")
+    assert get_codec(f"mbt2018:weights_root={root}").weights_available([1])
+    assert not get_codec(f"mbt2018:weights_root={root}").weights_available([1, 2])
+    assert not get_codec("mbt2018").weights_available([1])
+    assert get_codec("mbt2018:weights=random").weights_available() and get_codec("jpeg").weights_available()
 
 
 class _Server:
@@ -364,8 +364,8 @@ def test_zoo_codec_downloads_through_mirror(server, small, monkeypatch):
     monkeypatch.setenv("RDBENCH_WEIGHTS_MIRROR", server.url)
     monkeypatch.setenv("RDBENCH_WEIGHTS_DOWNLOAD", "1")
     codec = get_codec("bmshj2018-factorized")
-    assert not weights_available(codec, [1])
+    assert not codec.weights_available([1])
     data = codec.encode(small, 1)
-    assert weights_available(codec, [1])
+    assert codec.weights_available([1])
     assert codec.version_for(1).endswith(f"weights {name}")
     assert np.array_equal(codec.decode(data), source.decode(source.encode(small, 1)))

@@ -10,8 +10,8 @@ Quality k (1..K) was trained with the k-th λ of the ladder (rate + λ·255²·M
 ``examples/train.py``). Because the gains are per channel they fold exactly into the last
 convolution of ``g_a`` and the first transposed convolution of ``g_s``, so each quality *is* a
 plain ``FactorizedPrior`` (:func:`fold`) and the coding path is CompressAI's own, through
-:class:`~rdbench.codecs.compressai_zoo.CompressAIZoo` (real range-coded bitstreams, padding,
-device handling, the versioned container).
+:class:`~rdbench.codecs.compressai_model.CompressAIModelCodec` (real range-coded bitstreams,
+padding, device handling, the versioned container).
 
 How it was trained (command, data, wall time, Kodak results): ``benchmarks/train_rdbench_small.py``.
 It is small and under-trained (2400 steps on a CPU): on Kodak it spends about 67 % more bits
@@ -37,9 +37,9 @@ from pathlib import Path
 from typing import Any
 
 from rdbench.codecs.base import Param
-from rdbench.codecs.compressai_zoo import CompressAIZoo, _compressai, _entropy_view, _is_file, _Loaded
-from rdbench.codecs.seeds.learned import hash_suffix, state_fingerprint
-from rdbench.codecs.weights import CheckpointError, extract_state_dict, load_state_dict, sha256sum
+from rdbench.codecs.compressai_model import CompressAIModelCodec, import_compressai
+from rdbench.codecs.learned import LOAD_ERRORS, checkpoint_errors, hash_suffix
+from rdbench.codecs.weights import CheckpointError, load_state_dict, sha256sum
 
 __all__ = ["LMBDAS", "WEIGHTS_FILE", "RDBenchSmall", "fold", "make_model", "num_levels", "shipped_weights"]
 
@@ -141,7 +141,7 @@ def fold(state_dict: dict, level: int) -> dict:
     return out
 
 
-class RDBenchSmall(CompressAIZoo):
+class RDBenchSmall(CompressAIModelCodec):
     """The shipped small variable-rate factorized-prior model; quality 1..4 = the λ ladder."""
 
     name = "rdbench-small"
@@ -151,6 +151,7 @@ class RDBenchSmall(CompressAIZoo):
         "checkpoint": Param("", "other weights: a gained checkpoint, or per-quality FactorizedPrior files with {quality}"),
         "seed": Param(0, "seed of weights=random", convert=int),
     }
+    in_default_set = True  # its weights ship with rdbench
 
     def __init__(self, **params: Any):
         super().__init__(**params)
@@ -167,32 +168,42 @@ class RDBenchSmall(CompressAIZoo):
         super().__setstate__(state)
         self._gained_lock = threading.Lock()
 
+    # -- the network ---------------------------------------------------------------------------
+    def new_model(self, quality: int) -> Any:
+        """An untrained gained network's level ``quality``, folded into a plain ``FactorizedPrior``."""
+        return self.model_from_state_dict(quality, fold(make_model().state_dict(), quality - 1))
+
+    def model_from_state_dict(self, quality: int, state_dict: dict[str, Any]) -> Any:
+        """A plain ``FactorizedPrior`` state dict (one quality) as a network sized by its tensors."""
+        return import_compressai().models.FactorizedPrior.from_state_dict(state_dict)
+
     # -- identity ----------------------------------------------------------------------------
     def _prefix(self) -> str:
-        return f"compressai {_compressai().__version__} {self.name}"
+        return f"compressai {import_compressai().__version__} {self.name}"
+
+    def _per_quality_files(self) -> bool:
+        """Whether ``checkpoint=`` names one plain state dict per quality (``{quality}`` in it)."""
+        return "{quality}" in self.params["checkpoint"]
 
     def _weights_path(self) -> str:
+        """The gained checkpoint: ``checkpoint=`` (without ``{quality}``), else the shipped file."""
         return self.params["checkpoint"] or str(shipped_weights())
 
     def _weights_description(self) -> str:
-        if self.params["weights"] == "random" and not self.params["checkpoint"]:
+        if self.random_weights:
             return f"UNTRAINED (random init, seed {self.params['seed']})"
         template = self.params["checkpoint"]
-        if template and "{quality}" in template:
-            present = [q for q in self.DEFAULT_QUALITIES if _is_file(self._checkpoint_path(q))]
+        if self._per_quality_files():
+            present = [q for q in self.DEFAULT_QUALITIES if Path(self._checkpoint_path(q)).is_file()]
             hashes = ", ".join(f"q{q}{hash_suffix(self._checkpoint_path(q))}" for q in present)
             return f"checkpoint {template} ({hashes or 'no file present'})"
         what = f"checkpoint {template}" if template else f"shipped weights {WEIGHTS_FILE}"
         return f"{what}{hash_suffix(self._weights_path())}"
 
     def weights_available(self, qualities: Sequence[float] | None = None) -> bool:
-        if self.params["weights"] == "random" and not self.params["checkpoint"]:
-            return True
-        template = self.params["checkpoint"]
-        if template and "{quality}" in template:
-            qs = [self._quality(q) for q in (qualities if qualities is not None else self.DEFAULT_QUALITIES)]
-            return all(_is_file(self._checkpoint_path(q)) for q in qs)
-        return _is_file(self._weights_path())
+        if self.random_weights or self._per_quality_files():
+            return super().weights_available(qualities)
+        return Path(self._weights_path()).is_file()
 
     # -- weights -------------------------------------------------------------------------------
     def _gained_state(self) -> dict:
@@ -209,36 +220,15 @@ class RDBenchSmall(CompressAIZoo):
                 self._gained = sd
             return self._gained
 
-    def _build(self, quality: int) -> _Loaded:
-        import torch
-        from compressai.models import FactorizedPrior
+    def _default_weights(self, quality: int) -> tuple[Any, str, str]:
+        """Level ``quality`` of the gained checkpoint (the shipped one unless ``checkpoint=`` names another)."""
+        path = self._weights_path()
+        with checkpoint_errors(path, self.name, LOAD_ERRORS):
+            net = self.model_from_state_dict(quality, fold(self._gained_state(), quality - 1))
+        name = f"checkpoint {path}" if self.params["checkpoint"] else f"shipped weights {WEIGHTS_FILE}"
+        return net, f"{name} sha256 {sha256sum(path)[:8]} level {quality}", f"{path} level {quality}"
 
-        template = self.params["checkpoint"]
-        if template and "{quality}" in template:
-            path = self._checkpoint_path(quality)
-            digest = sha256sum(path) if _is_file(path) else ""
-            net = self._from_state_dict(FactorizedPrior, load_state_dict(path), path)
-            label = f"checkpoint {path} sha256 {digest[:8]}"
-        elif self.params["weights"] == "random" and not template:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(self.params["seed"])
-                sd = make_model().state_dict()
-            net = FactorizedPrior.from_state_dict(fold(sd, quality - 1))
-            label = f"UNTRAINED (random init, seed {self.params['seed']})"
-        else:
-            path = self._weights_path()
-            net = self._from_state_dict(FactorizedPrior, fold(self._gained_state(), quality - 1), path)
-            name = f"checkpoint {path}" if template else f"shipped weights {WEIGHTS_FILE}"
-            label = f"{name} sha256 {sha256sum(path)[:8]} level {quality}"
-        net.eval().requires_grad_(False)
-        net.update(force=True)
-        g_a, g_s = self._on_device(net)
-        return _Loaded(net, _entropy_view(net), g_a, g_s, label, state_fingerprint(self.name, net))
-
-    def _from_state_dict(self, arch, state_dict: dict, source: str):
-        try:
-            return arch.from_state_dict(extract_state_dict(state_dict, source=source))
-        except (KeyError, RuntimeError, ValueError, IndexError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise CheckpointError(f"{source} does not hold {self.name} weights: {first}") from exc
-
+    def _weights(self, quality: int) -> tuple[Any, str, str]:
+        if self.params["checkpoint"] and not self._per_quality_files():
+            return self._default_weights(quality)
+        return super()._weights(quality)

@@ -13,15 +13,16 @@ import argparse
 import functools
 import pickle
 import re
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from rdbench.codecs import bitstream
 from rdbench.codecs.base import CodecError, Param
-from rdbench.codecs.seeds.balle2018 import Loaded, SeedCodec, _compressai
-from rdbench.codecs.seeds.learned import checkpoint_identity, first_line, hash_suffix, weights_tag
+from rdbench.codecs.compressai_model import import_compressai
+from rdbench.codecs.learned import checkpoint_identity, first_line, hash_suffix, weights_tag
+from rdbench.codecs.transform import Loaded, TransformCodec
 from rdbench.codecs.weights import CheckpointError, weights_root
 
 __all__ = [
@@ -469,7 +470,7 @@ def _coders():
 
     import torch
 
-    _compressai()
+    import_compressai()
     from compressai.entropy_models import EntropyBottleneck, GaussianConditional
     from compressai.models.base import get_scale_table
 
@@ -521,7 +522,7 @@ def _coders():
 # -- the codec ---------------------------------------------------------------------------------
 
 
-class HiFiC(SeedCodec):
+class HiFiC(TransformCodec):
     """HiFiC (Mentzer et al. 2020), the seed's PyTorch port; qualities 1/2/3 = low/med/high."""
 
     name = "hific"
@@ -539,7 +540,7 @@ class HiFiC(SeedCodec):
 
     # -- identity / weights ------------------------------------------------------------------------
     def _prefix(self) -> str:
-        return f"hific (rdbench port of Justin-Tan/high-fidelity-generative-compression; compressai {_compressai().__version__} rANS)"
+        return f"hific (rdbench port of Justin-Tan/high-fidelity-generative-compression; compressai {import_compressai().__version__} rANS)"
 
     def _weights_description(self) -> str:
         if self.random_weights:
@@ -564,8 +565,16 @@ class HiFiC(SeedCodec):
         root = weights_root(self.params["weights_root"] or None)
         return str(root / WEIGHTS_SUBDIR / published_filename(quality))
 
-    def _random_key(self, quality: int):
-        return quality  # the three regimes have different architectures
+    def _weights_key(self, quality: int) -> Hashable:
+        """Random networks per quality (the regimes' architectures differ); files by path."""
+        return quality if self.random_weights else self._weights_file(quality)
+
+    def weights_available(self, qualities: Sequence[float] | None = None) -> bool:
+        """Whether every quality's file is here (or the networks are random) — no download."""
+        if self.random_weights:
+            return True
+        qs = [self._quality(q) for q in (qualities if qualities is not None else self.DEFAULT_QUALITIES)]
+        return all(Path(self._weights_file(q)).is_file() for q in qs)
 
     def _build(self, quality: int) -> Loaded:
         import torch
@@ -595,7 +604,7 @@ class HiFiC(SeedCodec):
             "z": DensityBottleneck(hyper.hyperlatent_likelihood).build(),
             "y": conditional(net.config.likelihood_type),
         }
-        return Loaded(net, None, None, label, weights_tag(self.name, identity), {"coders": coders, "args": args})
+        return Loaded(net, label, weights_tag(self.name, identity), extra={"coders": coders, "args": args})
 
     def _missing_message(self, quality: int, path: str) -> str:
         if self.params["checkpoint"]:

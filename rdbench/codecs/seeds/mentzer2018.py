@@ -22,7 +22,7 @@ from torch import nn
 from rdbench.codecs import bitstream
 from rdbench.codecs.base import CodecError, Encoded, Param
 from rdbench.codecs.seeds import mentzer2018_coder as coder
-from rdbench.codecs.seeds.learned import LearnedCodec, checkpoint_errors, checkpoint_identity, state_fingerprint
+from rdbench.codecs.learned import LearnedCodec, checkpoint_errors, checkpoint_identity, state_fingerprint
 from rdbench.codecs.weights import load_state_dict, sha256sum
 
 __all__ = ["CONFIGS", "Mentzer2018", "Mentzer2018Net", "ProbClass3D", "calibrate_batchnorm", "fit_context_model", "random_net"]

@@ -19,7 +19,7 @@ from torch import nn
 
 from rdbench.codecs import bitstream
 from rdbench.codecs.base import CodecError, Encoded, Param
-from rdbench.codecs.seeds.learned import (
+from rdbench.codecs.learned import (
     check_image,
     LearnedCodec,
     checkpoint_errors,

@@ -8,23 +8,26 @@ from __future__ import annotations
 
 import functools
 
-from rdbench.codecs.seeds.balle2018 import SEED_FILTERS, SeedHyperpriorCodec, _arch as _balle_arch, _compressai
+from rdbench.codecs.compressai_model import import_compressai
+from rdbench.codecs.seeds.balle2018 import SEED_FILTERS, SeedHyperpriorCodec
+from rdbench.codecs.seeds.balle2018 import net_class as balle2018_net_class
 
-__all__ = ["Xiao2019", "network"]
+__all__ = ["Xiao2019", "net_class", "network"]
 
 #: strides of the 8 layers of g_a (downsampling) and of g_s (upsampling), in order
 STRIDES = (1, 2, 1, 2, 1, 2, 1, 2)
 
 
 @functools.lru_cache(maxsize=None)
-def _arch():
+def net_class() -> type:
+    """The ``xiao2019`` network class, defined on first use so that importing this module stays cheap."""
     from torch import nn
 
-    _compressai()
-    from compressai.layers import GDN
-    from compressai.models.utils import conv, deconv
+    compressai = import_compressai()
+    GDN = compressai.layers.GDN
+    conv, deconv = compressai.models.utils.conv, compressai.models.utils.deconv
 
-    Balle2018Net = _balle_arch()
+    Balle2018Net = balle2018_net_class()
 
     class Xiao2019Net(Balle2018Net):
         """Balle2018Net with 8-layer 3×3 analysis and synthesis transforms."""
@@ -55,7 +58,7 @@ def _arch():
 
 def network(N: int = SEED_FILTERS, M: int = SEED_FILTERS):
     """A fresh (untrained) ``xiao2019`` network: a CompressAI ``CompressionModel``."""
-    return _arch()(N, M)
+    return net_class()(N, M)
 
 
 class Xiao2019(SeedHyperpriorCodec):
@@ -64,5 +67,5 @@ class Xiao2019(SeedHyperpriorCodec):
     name = "xiao2019"
 
     @classmethod
-    def architecture(cls):
-        return _arch()
+    def architecture(cls) -> type:
+        return net_class()

@@ -1,19 +1,10 @@
-"""The weights plumbing every learned codec shares, written once.
+"""The base of every learned codec: weights parameters, the network cache, and weights labels.
 
-A learned codec holds one network per *weights key* (a quality, or a checkpoint file that
-several qualities share), built on first use under a lock and then cached. Its weights come
-from ``checkpoint=PATH`` (``{quality}`` replaced by the quality), from published files, or from
-``weights=random`` (an untrained network). :class:`LearnedCodec` does that bookkeeping: the
-``checkpoint=``/``weights=random`` check, integer qualities with a clear ``ValueError``, the
-checkpoint template, the model cache and :meth:`~LearnedCodec.to`. The functions below make
-every codec name and check its weights the same way: ``PATH sha256 1a2b3c4d`` or
-``PATH (missing)`` in a version, a label and identity from a checkpoint's SHA-256, the 4-byte
-tag each stream carries, and a strict ``load_state_dict`` whose failure names the file.
-
-What differs in substance (the networks, how a state dict becomes one, where its parts run)
-stays in the codec modules: ``agustsson2019``, ``toderici2017``, ``mentzer2018``, the
-hyperprior seed codecs of :mod:`rdbench.codecs.seeds.balle2018` (``xiao2019``, ``hific``) and
-:mod:`rdbench.codecs.compressai_zoo`. Importing this module does not import torch.
+:class:`LearnedCodec` caches one network per weights key (a quality, or a checkpoint file several
+qualities share), resolves ``checkpoint=PATH`` (``{quality}`` substituted) or ``weights=random``
+and checks qualities; the functions below label weights in versions, derive the 4-byte tag each
+stream carries, and load state dicts strictly. Networks stay in the codec modules. Importing this
+module does not import torch.
 """
 from __future__ import annotations
 
@@ -136,7 +127,8 @@ class LearnedCodec(Codec, Generic[ModelT]):
     ``PARAMS`` must declare ``weights`` (with a ``random`` choice) and ``checkpoint``.
     Qualities are the integers of ``DEFAULT_QUALITIES`` (:meth:`_quality`; override
     :meth:`_quality_error` to word the refusal). Subclasses build their models through
-    :meth:`_cached` and say in :meth:`_place` how one moves to ``self.device``.
+    :meth:`_cached` and say in :meth:`_place` how one moves to ``self.device``. A pickled
+    codec (Beam ships codecs to workers) carries its configuration only; networks reload lazily.
     """
 
     family = "learned"
@@ -146,6 +138,16 @@ class LearnedCodec(Codec, Generic[ModelT]):
         if self.params["checkpoint"] and self.params["weights"] == "random":
             raise CodecSpecError(f"codec {self.name!r}: checkpoint= and weights=random exclude each other")
         self._nets: dict[Hashable, ModelT] = {}  # loaded models by weights key
+        self._lock = threading.RLock()
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_nets"] = {}
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
         self._lock = threading.RLock()
 
     @property
