@@ -141,10 +141,12 @@ def test_builtin_table_families_are_the_classes_own():
 
 
 def test_family_imports_no_codec_library():
-    """``import rdbench.codecs`` and family() of every built-in import neither torch nor a codec library."""
+    """``import rdbench.codecs``, family() of every built-in and the reports' plot styles import
+    neither torch nor a codec library."""
     code = (
         "import sys, rdbench.codecs as c; "
         "assert [c.family(n) for n in c.BUILTIN].count('classical') == 6; "
+        "from rdbench.reports.plots import codec_styles; codec_styles(list(c.BUILTIN)); "
         "print(sorted(m for m in ('torch', 'compressai', 'pillow_heif', 'imagecodecs') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
