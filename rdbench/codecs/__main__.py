@@ -41,8 +41,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{m.quality:>8g}  {m.stage} failed: {m.error_type}: {m.message}", file=sys.stderr)
             status = 1
             continue
-        ms = "n/a" if m.ms_ssim_rgb is None else f"{m.ms_ssim_rgb:.5f}"
-        print(f"{m.quality:>8g} {m.num_bytes:>9d} {m.bpp:>7.4f} {m.psnr_rgb:>8.3f} {ms:>8} "
+        ms = "n/a" if m.values["ms_ssim_rgb"] is None else f"{m.values['ms_ssim_rgb']:.5f}"
+        print(f"{m.quality:>8g} {m.num_bytes:>9d} {m.bpp:>7.4f} {m.values['psnr_rgb']:>8.3f} {ms:>8} "
               f"{m.encode_s:>7.4f} {m.decode_s:>7.4f}")
         if args.output is not None:
             args.output.mkdir(parents=True, exist_ok=True)
