@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 
+class DeviceError(ValueError):
+    """A device that is not a device name, or not present here."""
+
+
 def resolve_device(device: str = "auto") -> str:
     """``auto`` | ``cpu`` | ``cuda`` | ``cuda:N`` → a concrete device string.
 
@@ -18,14 +22,14 @@ def resolve_device(device: str = "auto") -> str:
         raise
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda"):
+    if device == "cuda" or device.startswith("cuda:") and device[5:].isdigit():
         if not torch.cuda.is_available():
-            raise RuntimeError(f"device {device!r} requested but CUDA is not available")
+            raise DeviceError(f"device {device!r} requested but CUDA is not available here")
         index = int(device.partition(":")[2] or 0)
         if index >= torch.cuda.device_count():
-            raise RuntimeError(f"device {device!r} requested but only {torch.cuda.device_count()} GPU(s)")
+            raise DeviceError(f"device {device!r} requested but only {torch.cuda.device_count()} GPU(s) here")
         return device
-    raise ValueError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
+    raise DeviceError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
 
 
 def synchronize(device: str) -> None:

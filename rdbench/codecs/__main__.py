@@ -23,16 +23,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (learned codecs)")
     parser.add_argument("-o", "--output", type=Path, help="folder for bitstreams and decoded PNGs")
     args = parser.parse_args(argv)
-    try:
+    from rdbench.device import DeviceError, resolve_device
+
+    try:  # every argument checked before any work
         codec = get_codec(args.codec)
+        qualities = args.quality or codec.default_qualities()
+        for quality in qualities:
+            codec.check_quality(quality)
+        device = resolve_device(args.device)
         image = load_image(args.image)
-    except (CodecSpecError, ImageLoadError) as exc:
+    except (CodecSpecError, DeviceError, ImageLoadError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from rdbench.device import resolve_device
-
-    codec = codec.to(resolve_device(args.device))
-    qualities = args.quality or codec.default_qualities()
+    codec = codec.to(device)
     print(f"{codec.spec}  [{codec.version}]  {Path(args.image).name} {image.shape[1]}×{image.shape[0]}")
     print(f"{'quality':>8} {'bytes':>9} {'bpp':>7} {'PSNR dB':>8} {'MS-SSIM':>8} {'enc s':>7} {'dec s':>7}")
     status = 0

@@ -47,6 +47,8 @@ __all__ = [
     "CodecError",
     "CodecSpecError",
     "Encoded",
+    "QualityError",
+    "display_name",
     "Family",
     "Param",
     "available",
@@ -69,6 +71,10 @@ class CodecError(Exception):
 
 class CodecSpecError(ValueError):
     """A codec spec names an unknown codec or carries an invalid parameter."""
+
+
+class QualityError(CodecSpecError):
+    """A quality outside the codec's declared range."""
 
 
 @dataclass(frozen=True)
@@ -115,18 +121,27 @@ class Codec:
     #: Parameters accepted in the spec, by key.
     PARAMS: ClassVar[dict[str, Param]] = {}
     DEFAULT_QUALITIES: ClassVar[tuple[float, ...]] = ()
+    #: The qualities the codec accepts, inclusive (None: not declared, anything goes). Codecs
+    #: with a discrete set (learned models, one per quality) override :meth:`check_quality`.
+    QUALITY_RANGE: ClassVar[tuple[float, float] | None] = None
     #: True for codecs whose one encode yields every rate of the ladder (e.g. residual-GRU).
     progressive: ClassVar[bool] = False
     #: True for codecs that gain from batching images (GPU models).
     batched: ClassVar[bool] = False
 
     def __init__(self, **params: Any):
-        unknown = sorted(set(params) - set(self.PARAMS))
+        accepted = self.accepted_params()
+        unknown = sorted(set(params) - set(accepted))
         if unknown:
-            raise CodecSpecError(_unknown_params_message(self.name, unknown, self.PARAMS))
-        self.params: dict[str, Any] = {k: p.default for k, p in self.PARAMS.items()}
+            raise CodecSpecError(_unknown_params_message(self.name, unknown, accepted))
+        self.params: dict[str, Any] = {k: p.default for k, p in accepted.items()}
         self.params.update(params)
         self.device = "cpu"
+
+    @classmethod
+    def accepted_params(cls) -> dict[str, Param]:
+        """The codec's own parameters plus those every codec accepts (``label``)."""
+        return {**COMMON_PARAMS, **cls.PARAMS}
 
     # -- identity ----------------------------------------------------------------------
     @property
@@ -141,13 +156,35 @@ class Codec:
     @property
     def spec(self) -> str:
         """The canonical spec string: the name plus non-default parameters, sorted."""
-        changed = {k: v for k, v in self.params.items() if v != self.PARAMS[k].default}
+        accepted = self.accepted_params()
+        changed = {k: v for k, v in self.params.items() if v != accepted[k].default}
         if not changed:
             return self.name
         return self.name + ":" + ",".join(f"{k}={v}" for k, v in sorted(changed.items()))
 
+    @property
+    def label(self) -> str:
+        """The name legends and tables show: ``label=`` if given, else the shortened spec."""
+        return display_name(self.spec)
+
     def default_qualities(self) -> list[float]:
         return [float(q) for q in self.DEFAULT_QUALITIES]
+
+    def quality_range(self) -> str:
+        """The accepted qualities in words, for messages."""
+        if self.QUALITY_RANGE is None:
+            return "any number"
+        low, high = self.QUALITY_RANGE
+        return f"{low:g} to {high:g}"
+
+    def check_quality(self, quality: float) -> None:
+        """Raise :class:`QualityError` naming the codec and its range unless ``quality`` is accepted."""
+        if self.QUALITY_RANGE is None:
+            return
+        low, high = self.QUALITY_RANGE
+        if not low <= float(quality) <= high:
+            raise QualityError(f"codec {self.name!r}: quality {quality:g} is outside its range "
+                               f"{self.quality_range()}")
 
     def weights_available(self, qualities: Sequence[float] | None = None) -> bool:
         """Whether every quality (default: the ladder) can run here without a download.
@@ -221,9 +258,37 @@ def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
     return name.strip(), params
 
 
+#: Parameters every codec accepts, besides its own.
+COMMON_PARAMS: dict[str, Param] = {
+    "label": Param("", "the name shown in legends and tables (default: the spec, shortened)"),
+}
+#: Specs longer than this are shortened in legends and tables.
+MAX_DISPLAY = 40
+
+
+def display_name(spec: str) -> str:
+    """What legends and tables call a codec spec: its ``label=``, else the spec, shortened.
+
+    Shortening keeps the name and every parameter but replaces path-like values by their last
+    component (``checkpoint=/long/path/q{quality}.pth.tar`` → ``checkpoint=…/q{quality}.pth.tar``).
+    """
+    try:
+        name, params = parse_spec(spec)
+    except CodecSpecError:
+        return str(spec)
+    if params.get("label"):
+        return params["label"]
+    if len(spec) <= MAX_DISPLAY:
+        return spec
+    short = {k: ("…/" + v.rstrip("/").rsplit("/", 1)[-1] if "/" in v else v) for k, v in params.items()}
+    return name + ":" + ",".join(f"{k}={v}" for k, v in short.items())
+
+
 def _unknown_params_message(name: str, unknown: Iterable[str], accepted: dict[str, Param]) -> str:
-    listing = ", ".join(f"{k} (default {p.default!r})" for k, p in sorted(accepted.items())) or "none"
-    return f"codec {name!r} does not accept parameter(s) {', '.join(unknown)}; accepted: {listing}"
+    own = {k: p for k, p in accepted.items() if k not in COMMON_PARAMS}
+    listing = ", ".join(f"{k} (default {p.default!r})" for k, p in sorted(own.items())) or "none"
+    return (f"codec {name!r} does not accept parameter(s) {', '.join(unknown)}; accepted: {listing} "
+            f"(and {', '.join(COMMON_PARAMS)}, which every codec takes)")
 
 
 # -- registry ------------------------------------------------------------------------------
@@ -333,6 +398,7 @@ def get_codec(spec: str) -> Codec:
     """Build the codec a spec describes, e.g. ``get_codec("jpeg:subsampling=444")``."""
     name, raw = parse_spec(spec)
     factory = _factory(name)
+    label = raw.pop("label", "")
     accepted: dict[str, Param] = getattr(factory, "PARAMS", None) or {}
     if accepted or raw:
         unknown = sorted(set(raw) - set(accepted))
@@ -341,4 +407,7 @@ def get_codec(spec: str) -> Codec:
         params = {k: accepted[k].parse(name, k, v) for k, v in raw.items()}
     else:
         params = {}
-    return factory(**params)
+    codec = factory(**params)
+    if label:  # set here, so that factories of third-party codecs need not know the parameter
+        codec.params["label"] = label
+    return codec

@@ -25,6 +25,7 @@ class HEIC(Codec):
                                                           "fast", "medium", "slow", "slower", "veryslow")),
     }
     DEFAULT_QUALITIES = (10, 20, 30, 40, 50, 60, 70)
+    QUALITY_RANGE = (0, 100)
 
     @property
     def version(self) -> str:

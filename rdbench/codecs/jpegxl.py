@@ -21,6 +21,7 @@ class JPEGXL(Codec):
     in_default_set = True
     PARAMS = {"effort": Param(7, "encoder effort 1 (fast) – 9 (slow)", choices=tuple(range(1, 10)), convert=int)}
     DEFAULT_QUALITIES = (10, 25, 40, 55, 70, 80, 90)
+    QUALITY_RANGE = (0, 100)
 
     @property
     def version(self) -> str:

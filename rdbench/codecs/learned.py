@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from rdbench.codecs.base import Codec, CodecSpecError
+from rdbench.codecs.base import Codec, CodecSpecError, QualityError
 from rdbench.codecs.weights import CheckpointError, sha256sum
 from rdbench.device import prepare_device
 
@@ -166,6 +166,16 @@ class LearnedCodec(Codec, Generic[ModelT]):
         if not ok:
             raise ValueError(self._quality_error(quality))
         return q
+
+    def check_quality(self, quality: float) -> None:
+        """One network per quality: only the integers of ``DEFAULT_QUALITIES`` exist."""
+        try:
+            self._quality(quality)
+        except ValueError as exc:
+            raise QualityError(str(exc)) from None
+
+    def quality_range(self) -> str:
+        return "one of " + ", ".join(f"{q:g}" for q in self.DEFAULT_QUALITIES)
 
     def _quality_error(self, quality: Any) -> str:
         """The message of :meth:`_quality`'s ValueError."""

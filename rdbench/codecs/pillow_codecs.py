@@ -58,6 +58,7 @@ class JPEG(PillowCodec):
         "subsampling": Param("420", "chroma subsampling", choices=("420", "444")),
     }
     DEFAULT_QUALITIES = (5, 10, 20, 35, 50, 75, 90, 95)
+    QUALITY_RANGE = (0, 100)
 
     @property
     def version(self) -> str:
@@ -77,6 +78,7 @@ class WebP(PillowCodec):
     FORMAT = "WEBP"
     PARAMS = {"method": Param(4, "effort 0 (fast) – 6 (slow)", choices=tuple(range(7)), convert=int)}
     DEFAULT_QUALITIES = (5, 10, 20, 35, 50, 75, 90, 95)
+    QUALITY_RANGE = (0, 100)
 
     @property
     def version(self) -> str:
@@ -97,6 +99,7 @@ class JPEG2000(PillowCodec):
     name = "jpeg2000"
     FORMAT = "JPEG2000"
     DEFAULT_QUALITIES = (26, 28, 30, 32, 34, 36, 38, 40)
+    QUALITY_RANGE = (10, 100)  # target PSNR in dB
 
     @property
     def version(self) -> str:
@@ -121,6 +124,7 @@ class AVIF(PillowCodec):
         "subsampling": Param("420", "chroma subsampling", choices=("420", "444")),
     }
     DEFAULT_QUALITIES = (10, 25, 40, 55, 70, 80, 90)
+    QUALITY_RANGE = (0, 100)
 
     @property
     def version(self) -> str:
