@@ -28,6 +28,8 @@ can do better than the default:
   every rate's image on the way.
 - :meth:`Codec.compress_batch` / :meth:`Codec.decode_batch` — several images at one quality,
   for batched GPU paths; the defaults loop.
+- :meth:`Codec.prepare` — load what a quality needs before it is timed (learned codecs: the
+  network); the default does nothing.
 """
 from __future__ import annotations
 
@@ -196,6 +198,16 @@ class Codec:
     def to(self, device: str) -> "Codec":
         """Move the codec to a torch device; classical codecs stay on the CPU."""
         return self
+
+    def prepare(self, quality: float) -> None:
+        """Load what coding at ``quality`` needs (a network, weights, tables); the default does nothing.
+
+        The harness calls it, untimed, once per worker before the first timed item of each
+        (codec, quality), then encodes and decodes a small crop untimed, so that ``encode_s`` and
+        ``decode_s`` measure steady-state coding (docs/contracts.md, run.json ``timing``). What
+        it leaves undone happens in that untimed warm-up instead. An exception here is ignored
+        by the harness: the item then succeeds or fails on its own.
+        """
 
     # -- the contract --------------------------------------------------------------------
     def encode(self, image: np.ndarray, quality: float) -> bytes:

@@ -210,6 +210,21 @@ class LearnedCodec(Codec, Generic[ModelT]):
         """Put one cached model (its device-side parts) on ``self.device``."""
         raise NotImplementedError
 
+    def prepare(self, quality: float) -> None:
+        """Load (and place on the device) the network of ``quality``, through :meth:`_load_model`.
+
+        The harness calls this untimed before the quality's first timed item, so that model
+        loading, weight reading and device initialisation stay out of ``encode_s``.
+        """
+        self._load_model(self._quality(quality))
+
+    def _load_model(self, quality: int) -> ModelT | None:
+        """The cached model of ``quality``, built on first use; subclasses name their loader here.
+
+        The default loads nothing: the harness's untimed warm-up encode then loads it.
+        """
+        return None
+
     def to(self: CodecT, device: str) -> CodecT:
         """Run on ``device`` (see :func:`rdbench.device.prepare_device`), moving every cached model."""
         device = prepare_device(device)

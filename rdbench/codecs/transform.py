@@ -86,6 +86,10 @@ class TransformCodec(LearnedCodec[Loaded]):
         """One quality's network, built and placed on first use."""
         return self._cached(self._weights_key(quality), self._build_placed, quality)
 
+    def _load_model(self, quality: int) -> Loaded:
+        """What :meth:`prepare` loads: the network of ``quality``, built and placed."""
+        return self._load(quality)
+
     def _build_placed(self, quality: int) -> Loaded:
         loaded = self._build(quality)
         self._place(loaded)

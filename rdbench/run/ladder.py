@@ -2,6 +2,10 @@
 
 Each quality succeeds or fails on its own: a failure yields a :class:`Failure` naming the stage
 (``encode``, ``decode`` or ``metrics``), never an exception that would lose the other qualities.
+
+Timed regions (``encode_s``, ``decode_s``) are measured with :func:`time.perf_counter`, the device
+synchronised before and after each (:func:`rdbench.device.synchronize`). :func:`warm_up` runs what
+must not be timed (model loading, first-call initialisation) before a quality's first timed item.
 """
 from __future__ import annotations
 
@@ -15,7 +19,12 @@ from rdbench.codecs.base import Codec, Encoded
 from rdbench.device import synchronize
 from rdbench.metrics.registry import DEFAULT_METRICS, METRICS, image_columns, parse_metrics
 
-__all__ = ["Failure", "Measurement", "MetricSet", "evaluate_batch", "evaluate_ladder"]
+__all__ = ["WARMUP_SIDE", "Failure", "Measurement", "MetricSet", "WarmUp", "evaluate_batch", "evaluate_ladder",
+           "warm_up", "warmup_crop"]
+
+#: The warm-up codes the top-left crop of at most this many pixels square of the item's image:
+#: every built-in codec codes it (learned codecs pad it to their multiple of 16, 32 or 64).
+WARMUP_SIDE = 64
 
 
 @dataclass
@@ -100,6 +109,7 @@ def _encode_ladder(codec: Codec, image: np.ndarray, qualities: Sequence[float]) 
         start = time.perf_counter()
         try:
             encoded = codec.compress_ladder(image, qualities)
+            synchronize(codec.device)
         except Exception as exc:  # noqa: BLE001 - any codec failure becomes an error row
             for q in qualities:
                 yield q, _failure(q, "encode", exc), 0.0
@@ -113,6 +123,7 @@ def _encode_ladder(codec: Codec, image: np.ndarray, qualities: Sequence[float]) 
         start = time.perf_counter()
         try:
             enc = codec.compress(image, q)
+            synchronize(codec.device)
         except Exception as exc:  # noqa: BLE001
             yield q, _failure(q, "encode", exc), 0.0
             continue
@@ -247,3 +258,80 @@ def evaluate_batch(
             out[i].append(_measure(codec, image, q, encoded[i], encode_s / n, decoded[i], decode_s / n,
                                    verified[i], verify_s / n, metrics or MetricSet()))
     return out
+
+
+@dataclass
+class WarmUp:
+    """What :func:`warm_up` did: the qualities it warmed, those it could not, and its seconds."""
+
+    warmed: list[float] = field(default_factory=list)
+    failed: dict[float, str] = field(default_factory=dict)  # quality → "stage: ErrorType: message"
+    prepare_s: float = 0.0  # in Codec.prepare (model loading)
+    coding_s: float = 0.0  # in the warm-up encode and decode
+
+    @property
+    def seconds(self) -> float:
+        return self.prepare_s + self.coding_s
+
+
+def warmup_crop(image: np.ndarray) -> np.ndarray:
+    """The top-left crop (at most :data:`WARMUP_SIDE` square) that the warm-up codes."""
+    return np.ascontiguousarray(image[:WARMUP_SIDE, :WARMUP_SIDE])
+
+
+def warm_up(codec: Codec, images: Sequence[np.ndarray], qualities: Sequence[float]) -> WarmUp:
+    """Get ``codec`` ready to time ``qualities`` on ``images``, untimed; never raises.
+
+    For each quality, :meth:`~rdbench.codecs.base.Codec.prepare` (model loading), then one encode
+    and decode of a crop of the images (:func:`warmup_crop`) through the path the timed
+    evaluation takes: several images → ``compress_batch``/``decode_batch`` (as
+    :func:`evaluate_batch`), a progressive codec → ``compress_ladder``/``decode_ladder`` over the
+    qualities at once, else ``compress``/``decode`` (as :func:`evaluate_ladder`). Whatever fails
+    is reported in :attr:`WarmUp.failed`, not raised: the items then succeed or fail on their own.
+    """
+    out = WarmUp()
+    crops = [warmup_crop(im) for im in images]
+    ready = []
+    start = time.perf_counter()
+    for q in qualities:
+        try:
+            codec.prepare(q)
+            ready.append(q)
+        except Exception as exc:  # noqa: BLE001 - the timed item will meet (and report) it itself
+            out.failed[float(q)] = _warmup_error("prepare", exc)
+    _synchronize_quietly(codec)
+    out.prepare_s = time.perf_counter() - start
+    start = time.perf_counter()
+    if ready and codec.progressive and len(crops) == 1:
+        try:
+            streams = [e.data for e in codec.compress_ladder(crops[0], ready)]
+            for _ in codec.decode_ladder(streams):
+                pass
+            out.warmed += [float(q) for q in ready]
+        except Exception as exc:  # noqa: BLE001
+            out.failed.update((float(q), _warmup_error("coding", exc)) for q in ready)
+    else:
+        for q in ready:
+            try:
+                if len(crops) > 1:
+                    codec.decode_batch([e.data for e in codec.compress_batch(crops, q)])
+                else:
+                    codec.decode(codec.compress(crops[0], q).data)
+                out.warmed.append(float(q))
+            except Exception as exc:  # noqa: BLE001
+                out.failed[float(q)] = _warmup_error("coding", exc)
+    _synchronize_quietly(codec)
+    out.coding_s = time.perf_counter() - start
+    return out
+
+
+def _synchronize_quietly(codec: Codec) -> None:
+    """:func:`~rdbench.device.synchronize` the codec's device, ignoring a failure (the warm-up never raises)."""
+    try:
+        synchronize(codec.device)
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def _warmup_error(stage: str, exc: BaseException) -> str:
+    return f"{stage}: {type(exc).__name__}: {str(exc) or repr(exc)}"
