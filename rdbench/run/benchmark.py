@@ -118,6 +118,7 @@ def evaluate_shards(prepared: PreparedRun, progress: Callable[[int, int], None] 
 def finish_run(prepared: PreparedRun, counters: dict[str, int], job_s: float) -> dict:
     """Check every shard was written, write run.json and the completion marker; returns run.json."""
     from rdbench.environment import environment_info
+    from rdbench.run.shard import timing_method
 
     run_dir, config = prepared.run_dir, prepared.config
     done = folder.completed_shards(run_dir)
@@ -140,6 +141,7 @@ def finish_run(prepared: PreparedRun, counters: dict[str, int], job_s: float) ->
         "counters": counters,  # this invocation's counters (empty where a Beam runner has none)
         "rows": {"results": folder.count_rows(run_dir, "results"), "errors": folder.count_rows(run_dir, "errors")},
         "beam_job_s": round(job_s, 3),
+        "timing": timing_method(prepared.device, counters),  # how encode_s/decode_s were measured
         "environment": environment_info(specs, prepared.device),
     }
     folder.write_json_atomic(folder.join(run_dir, RUN_JSON), info)
