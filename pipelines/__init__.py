@@ -4,13 +4,14 @@
 """
 import logging as _logging
 
-_root_handlers = list(_logging.getLogger().handlers)
-import apache_beam  # noqa: E402,F401  (see below)
+# Importing Beam logs a warning through the root logger (its optional Google Cloud clients, which
+# rdbench does not use); with no root handler, logging would install a stderr handler for it that
+# then doubles every Luigi line. A NullHandler meanwhile takes the warning and is removed after.
+_quiet = _logging.NullHandler()
+_logging.getLogger().addHandler(_quiet)
+import apache_beam  # noqa: E402,F401
 
-# Importing Beam logs a warning through the root logger before any handler exists, so logging
-# installs a default stderr handler and every Luigi log line would then print twice.
-for _handler in set(_logging.getLogger().handlers) - set(_root_handlers):
-    _logging.getLogger().removeHandler(_handler)
+_logging.getLogger().removeHandler(_quiet)
 
 from pipelines.benchmark import ComputeSetMetrics, EvaluateRun, ReportRun, RunBenchmark
 from pipelines.config import rdbench, set_retcode_defaults

@@ -15,25 +15,29 @@ shard of the plan is written; a re-run of an interrupted run evaluates only the 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 
 import luigi
 
 from pipelines.config import rdbench as rdbench_config
+from pipelines.console import closing_summary, job_console, run_with_progress, say
+from pipelines.params import JSONDictParameter, TextListParameter, refuse
 from rdbench.metrics.registry import DEFAULT_METRICS, METRICS
-from rdbench.run import RunConfig, finish_run, folder, prepare_run
+from rdbench.run import ConfigError, RunConfig, finish_run, folder, prepare_run
 from rdbench.run.benchmark import EVALUATED, build_run_report
 
 log = logging.getLogger("luigi-interface")
 
 
 class BenchmarkParams(luigi.Task):
-    """The parameters of a benchmark run, shared by every task of the run (not run itself)."""
+    """The parameters of a benchmark run, shared by every task of the run (not run itself).
 
-    datasets = luigi.ListParameter(default=["sample"], description="dataset specs (JSON list)")
-    codecs = luigi.ListParameter(default=[], description="codec specs (JSON list); [] = the default set")
-    qualities = luigi.DictParameter(default={}, description="codec NAME → list of qualities")
+    Lists are JSON (``'["jpeg", "webp"]'``) or comma-separated (``jpeg,webp``).
+    """
+
+    datasets = TextListParameter(default=["sample"], description="dataset specs (JSON list or comma-separated)")
+    codecs = TextListParameter(default=[], description="codec specs (JSON list or comma-separated); [] = the default set")
+    qualities = JSONDictParameter(default={}, description="codec NAME → list of qualities (JSON object)")
     output_root = luigi.Parameter(default="", description="where run folders go ([rdbench] output_root)")
     run_name = luigi.Parameter(default="", description="run folder name; derived from the configuration")
     runner = luigi.Parameter(default="FnApiRunner", description="Beam runner")
@@ -44,11 +48,13 @@ class BenchmarkParams(luigi.Task):
     device = luigi.Parameter(default="auto", description="auto | cpu | cuda | cuda:N")
     limit = luigi.OptionalIntParameter(default=None, description="at most this many images per dataset")
     images_per_shard = luigi.OptionalIntParameter(default=None, description="images per shard; auto")
-    metrics = luigi.ListParameter(default=list(DEFAULT_METRICS),
-                                  description="metrics to compute: " + ", ".join(METRICS))
+    metrics = TextListParameter(default=list(DEFAULT_METRICS), description="metrics to compute: " + ", ".join(METRICS))
     anchor = luigi.Parameter(default="jpeg", description="codec NAME that BD-rates are measured against")
-    reference = luigi.ListParameter(default=[], description="published curves to overlay (slugs or 'all')")
+    reference = TextListParameter(default=[], description="published curves to overlay (slugs or 'all')")
+    reference_dataset = luigi.Parameter(default="", description="published table for the overlays of a folder: dataset")
     strict = luigi.BoolParameter(default=False, description="fail the run if any item failed")
+    verbose = luigi.BoolParameter(default=False, significant=False,
+                                  description="show Beam's and the workers' logs on the console (else only in run.log)")
 
     # -- derived ---------------------------------------------------------------------------
     def config(self) -> RunConfig:
@@ -61,10 +67,20 @@ class BenchmarkParams(luigi.Task):
             data_root=roots.data_root, weights_root=roots.weights_root, device=self.device,
             batch_size=self.batch_size, num_workers=self.num_workers, runner=self.runner,
             beam_options=self.beam_options, dask_address=self.dask_address, anchor=self.anchor,
-            reference=self.reference, strict=self.strict)
+            reference=self.reference, reference_dataset=self.reference_dataset, strict=self.strict)
 
     def run_dir(self) -> str:
         return self.config().run_dir()
+
+
+@BenchmarkParams.event_handler(luigi.Event.FAILURE)
+def _point_to_the_log(task: BenchmarkParams, exception: BaseException) -> None:
+    """After Luigi's traceback of a failed task: one line saying what failed and where the full log is."""
+    from pipelines.console import RUN_LOG
+
+    run_log = folder.join(task.run_dir(), RUN_LOG)
+    where = f"; full log: {run_log}" if folder.exists(run_log) else ""
+    say(f"rdbench: {task.get_task_family()} failed: {type(exception).__name__}: {exception}{where}")
 
 
 def _progress(task: luigi.Task, percent: int, message: str) -> None:
@@ -95,30 +111,12 @@ class EvaluateRun(BenchmarkParams, luigi.Task):
         from pipelines.beam.job import RunnerConfig, run_job
 
         prepared = prepare_run(self.config())
+        cfg = RunnerConfig.from_config(prepared.config, prepared.device)
         job_start = time.perf_counter()
-        counters = self._run_with_progress(lambda: run_job(prepared, RunnerConfig.from_config(prepared.config, prepared.device)),
-                                           prepared.run_dir, len(prepared.shards))
+        with job_console(prepared.run_dir, self.verbose) as console:
+            counters = run_with_progress(lambda: run_job(prepared, cfg), prepared.run_dir, prepared.shards,
+                                         console, lambda percent, message: _progress(self, percent, message))
         finish_run(prepared, counters, time.perf_counter() - job_start)
-
-    def _run_with_progress(self, job, run_dir: str, n_shards: int) -> dict:
-        """Run the (synchronous) Beam job in a thread and report shard progress meanwhile."""
-        outcome: dict = {}
-
-        def target():
-            try:
-                outcome["counters"] = job()
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the task's thread
-                outcome["error"] = exc
-
-        thread = threading.Thread(target=target, name="beam-job", daemon=True)
-        thread.start()
-        while thread.is_alive():
-            thread.join(timeout=2.0)
-            n_done = len(folder.completed_shards(run_dir))
-            _progress(self, int(100 * n_done / max(n_shards, 1)), f"{n_done}/{n_shards} shards evaluated")
-        if "error" in outcome:
-            raise outcome["error"]
-        return outcome["counters"]
 
 
 class RunFile(luigi.Target):
@@ -152,7 +150,8 @@ class ComputeSetMetrics(BenchmarkParams, luigi.Task):
         config = self.config()
         asked = [m for m in config.metrics if METRICS[m].level == "set"]
         cfg = RunnerConfig.from_config(config, resolve_device(config.device))
-        counters = run_set_metrics_job(config.run_dir(), cfg, asked)
+        with job_console(config.run_dir(), self.verbose):
+            counters = run_set_metrics_job(config.run_dir(), cfg, asked)
         log.info("rdbench: FID/KID of every set from %s feature file(s) in %.1f s",
                  counters.get("feature_files_read", "?"), time.perf_counter() - start)
         _progress(self, 100, "set metrics written")
@@ -176,7 +175,24 @@ class ReportRun(BenchmarkParams, luigi.Task):
 
 
 class RunBenchmark(BenchmarkParams, luigi.WrapperTask):
-    """The main job: evaluate datasets × codecs × qualities and write a complete run folder."""
+    """The main job: evaluate datasets × codecs × qualities and write a complete run folder.
+
+    The whole configuration is validated when the task is created, before any work: a bad one is
+    refused in one line naming the parameter (from the command line: exit status 2, no traceback).
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        try:
+            config = self.config().validate()
+        except ConfigError as exc:
+            refuse(exc)
+        report = folder.join(config.run_dir(), "report.html")
+        if folder.exists(report):
+            say(f"rdbench: this configuration's run is already complete; report: {report}")
 
     def requires(self):
         return self.clone(ReportRun)
+
+    def run(self):
+        say(closing_summary(self.run_dir()))

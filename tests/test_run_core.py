@@ -60,11 +60,11 @@ def test_config_round_trips_through_plain_json_values():
     ({"metrics": ["psnr", "ms_ssim_rgb"]}, "--metrics: unknown metric 'psnr'"),
     ({"codecs": ["jpge"]}, "--codecs: unknown codec 'jpge'"),
     ({"codecs": ["jpeg:speed=3"]}, "--codecs: codec 'jpeg' does not accept parameter"),
-    ({"codecs": ["jpeg"], "qualities": {"webp": [50]}}, "--qualities: codec 'webp' is not in --codecs"),
+    ({"codecs": ["jpeg"], "qualities": {"webp": [50]}}, "--qualities: codec 'webp' is not in the run; its codecs: jpeg"),
     ({"limit": 0}, "--limit: 0 is not allowed"),
     ({"images_per_shard": -2}, "--images-per-shard: -2"),
     ({"num_workers": -1}, "--num-workers: -1"),
-    ({"device": "gpu"}, "--device: 'gpu' is not one of"),
+    ({"device": "gpu"}, "--device: unknown device 'gpu'; use auto, cpu, cuda or cuda:N"),
 ])
 def test_config_refuses_a_bad_parameter_naming_it(params, names):
     with pytest.raises(ConfigError) as err:
@@ -254,9 +254,10 @@ def test_run_benchmark_in_process_writes_a_complete_run_and_resumes_without_dupl
     assert info["plan"]["shards_resumed"] == 2 and info["config_digest"] == config.digest()
 
 
-def test_a_run_folder_holding_another_plan_is_refused(five_images, tmp_path):
-    common = dict(datasets=[f"folder:{five_images}"], codecs=["jpeg"], output_root=str(tmp_path), run_name="x",
-                  limit=1)
-    run_benchmark(RunConfig(qualities={"jpeg": [30]}, **common))
-    with pytest.raises(RuntimeError, match="different plan"):
-        prepare_run(RunConfig(qualities={"jpeg": [31]}, **common))
+def test_a_run_folder_holding_another_configuration_is_refused_naming_the_fields(five_images, tmp_path):
+    common = dict(datasets=[f"folder:{five_images}"], codecs=["jpeg"], output_root=str(tmp_path), run_name="x")
+    run_benchmark(RunConfig(qualities={"jpeg": [30]}, limit=1, **common))
+    with pytest.raises(ConfigError, match=r"^--run-name: .* another configuration: limit \(1 there, 2 now\); "
+                                          r"qualities \(\{'jpeg': \[30.0\]\} there, \{'jpeg': \[31.0\]\} now\)"):
+        prepare_run(RunConfig(qualities={"jpeg": [31]}, limit=2, **common))
+    assert folder.read_json(str(tmp_path / "x" / "plan.json"))["configuration"]["qualities"] == {"jpeg": [30.0]}

@@ -139,10 +139,12 @@ def test_asking_for_fid_without_weights_fails_the_run_before_any_work(tmp_path, 
     monkeypatch.setenv("RDBENCH_WEIGHTS_DOWNLOAD", "0")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
     monkeypatch.delenv("RDBENCH_INCEPTION_WEIGHTS", raising=False)
-    result = run_benchmark(datasets=[f"folder:{small_folder}"], codecs=["jpeg"], qualities={"jpeg": [50]},
-                           metrics=["psnr_rgb", "fid"], output_root=str(tmp_path / "out"), run_name="nofid",
-                           num_workers=1)
-    assert result.status.name == "FAILED"
+    from rdbench.run import ConfigError
+
+    with pytest.raises(ConfigError, match="--metrics: .*weights-inception-2015-12-05-6726825d.pth"):
+        run_benchmark(datasets=[f"folder:{small_folder}"], codecs=["jpeg"], qualities={"jpeg": [50]},
+                      metrics=["psnr_rgb", "fid"], output_root=str(tmp_path / "out"), run_name="nofid",
+                      num_workers=1)
     assert not (tmp_path / "out" / "nofid" / "results").exists()
     with pytest.raises(MetricWeightsUnavailableError, match="weights-inception-2015-12-05-6726825d.pth"):
         from rdbench.metrics.perceptual import require_metric_weights

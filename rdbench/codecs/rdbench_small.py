@@ -151,7 +151,7 @@ class RDBenchSmall(CompressAIModelCodec):
         "checkpoint": Param("", "other weights: a gained checkpoint, or per-quality FactorizedPrior files with {quality}"),
         "seed": Param(0, "seed of weights=random", convert=int),
     }
-    in_default_set = True  # its weights ship with rdbench
+    in_default_set = False  # a small demonstration model: only when asked for (--codecs)
 
     def __init__(self, **params: Any):
         super().__init__(**params)

@@ -68,20 +68,16 @@ def plan_run(config: RunConfig, device: str = "cpu") -> list[Shard]:
 def prepare_run(config: RunConfig) -> PreparedRun:
     """Validate, resolve the device, plan, locate metric weights, and claim the run folder.
 
-    A run folder holding another plan is refused; the shards already written there are skipped.
+    A run folder holding another configuration or plan is refused; the shards already written
+    there are skipped.
     Nothing is evaluated here.
     """
     from rdbench.device import resolve_device
-    from rdbench.metrics.registry import METRICS
 
-    config.validate()
+    config.validate()  # everything, metric weights included: fail now, not in every worker
     config.use_weights_root()
     device = resolve_device(config.device)
     shards = plan_run(config, device)
-    if any(METRICS[m].weights for m in config.metrics):  # fail now, not in every worker
-        from rdbench.metrics.perceptual import require_metric_weights
-
-        require_metric_weights(config.metrics)
     run_dir = config.run_dir()
     digest = plan_digest(shards, config.metrics)
     plan_path = folder.join(run_dir, PLAN)
@@ -92,7 +88,8 @@ def prepare_run(config: RunConfig) -> PreparedRun:
                                "use another --run-name or delete the folder")
     else:
         folder.write_json_atomic(plan_path, {"digest": digest, "n_shards": len(shards),
-                                             "n_items": sum(s.n_items for s in shards)})
+                                             "n_items": sum(s.n_items for s in shards),
+                                             "configuration": config.defining()})
     pending = pending_shards(shards, folder.completed_shards(run_dir))
     log.info("rdbench: %d shards planned, %d already complete, %d to evaluate in %s",
              len(shards), len(shards) - len(pending), len(pending), run_dir)

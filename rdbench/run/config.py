@@ -19,7 +19,8 @@ from rdbench.metrics.registry import DEFAULT_METRICS, MetricError, parse_metrics
 
 __all__ = ["ConfigError", "RunConfig"]
 
-_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+#: The anchor of BD-rates unless ``--anchor`` says otherwise.
+DEFAULT_ANCHOR = "jpeg"
 
 
 class ConfigError(ValueError):
@@ -46,8 +47,9 @@ class RunConfig:
     runner: str = "FnApiRunner"
     beam_options: str = ""
     dask_address: str = ""
-    anchor: str = "jpeg"
+    anchor: str = DEFAULT_ANCHOR
     reference: tuple[str, ...] = ()
+    reference_dataset: str = ""  # which published table a folder:/glob: dataset's overlays use
     strict: bool = False
 
     def __post_init__(self) -> None:  # lists (JSON, Luigi's tuples) become tuples, so the config hashes
@@ -58,26 +60,25 @@ class RunConfig:
 
     # -- validation ----------------------------------------------------------------------------
     def validate(self) -> "RunConfig":
-        """Check every parameter; returns self. Raises :class:`ConfigError` naming the first bad one."""
-        from rdbench.codecs import CodecSpecError, get_codec
+        """Check every parameter before any work; returns self.
 
-        if not self.datasets:
-            raise ConfigError("--datasets: empty; give at least one dataset spec, e.g. [\"sample\"]")
-        try:
-            parse_metrics(self.metrics)
-        except MetricError as exc:
-            raise ConfigError(f"--metrics: {exc}") from None
-        names = set()
-        for spec in self.codecs:
-            try:
-                names.add(get_codec(spec).name)
-            except CodecSpecError as exc:
-                raise ConfigError(f"--codecs: {exc}") from None
-        for name, ladder in self.qualities.items():
-            if self.codecs and name not in names:
-                raise ConfigError(f"--qualities: codec {name!r} is not in --codecs ({', '.join(sorted(names))})")
-            if not ladder:
-                raise ConfigError(f"--qualities: codec {name!r} has an empty list of qualities")
+        Raises :class:`ConfigError` whose one-line message names the first bad parameter, the bad
+        value and what is accepted: datasets that do not resolve, unknown codecs or codec
+        parameters, qualities for codecs not in the run or outside a codec's range, unknown
+        metrics or metrics whose weights are absent, an anchor that is not a codec of the run, an
+        unknown reference, nonsensical numbers, a device that is not here, and a run folder that
+        holds a run of another configuration.
+        """
+        self._check_numbers()
+        self._check_datasets()
+        self._check_codecs()
+        self._check_metrics()
+        self._check_reports()
+        self._check_device()
+        self._check_run_folder()
+        return self
+
+    def _check_numbers(self) -> None:
         for name, minimum in (("limit", 1), ("images_per_shard", 1)):
             value = getattr(self, name)
             if value is not None and value < minimum:
@@ -86,9 +87,100 @@ class RunConfig:
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')}: {getattr(self, name)} is not allowed; "
                                   "give 0 (automatic) or a positive integer")
-        if not _DEVICE.match(self.device):
-            raise ConfigError(f"--device: {self.device!r} is not one of auto, cpu, cuda, cuda:N")
-        return self
+
+    def _check_datasets(self) -> None:
+        from rdbench.datasets import DatasetError, get_dataset, is_local_spec
+        from rdbench.datasets.catalog import is_catalogued, known_specs_message
+
+        if not self.datasets:
+            raise ConfigError('--datasets: empty; give at least one dataset spec, e.g. ["sample"]')
+        for spec in self.datasets:
+            if not is_local_spec(spec):
+                if not is_catalogued(spec):
+                    raise ConfigError(f"--datasets: unknown dataset {spec!r}; {known_specs_message()}, "
+                                      "folder:PATH or glob:PATTERN")
+                continue  # prepared by its own task before the run
+            try:
+                images = get_dataset(spec, self.data_root).images
+            except DatasetError as exc:
+                raise ConfigError(f"--datasets: {spec!r}: {exc}") from None
+            if not images:
+                raise ConfigError(f"--datasets: {spec!r} holds no image")
+
+    def _check_codecs(self) -> None:
+        from rdbench.codecs import CodecSpecError, get_codec
+
+        codecs, specs = {}, set()
+        for spec in self.codec_specs():
+            try:
+                codec = get_codec(spec)
+            except CodecSpecError as exc:
+                raise ConfigError(f"--codecs: {exc}") from None
+            codecs.setdefault(codec.name, []).append(codec)
+            specs |= {spec, codec.spec}
+        for name, ladder in self.qualities.items():
+            if name not in codecs:
+                raise ConfigError(f"--qualities: codec {name!r} is not in the run; its codecs: {', '.join(codecs)}")
+            if not ladder:
+                raise ConfigError(f"--qualities: codec {name!r} has an empty list of qualities")
+        for name, instances in codecs.items():
+            for quality in self.qualities.get(name) or instances[0].default_qualities():
+                try:
+                    instances[0].check_quality(quality)
+                except CodecSpecError as exc:
+                    raise ConfigError(f"--qualities: {exc}") from None
+        # The default anchor may be absent from a run (its BD-rates are then empty, with the reason).
+        if self.anchor not in codecs and self.anchor not in specs and self.anchor != DEFAULT_ANCHOR:
+            raise ConfigError(f"--anchor: {self.anchor!r} is not a codec of the run; give one of: {', '.join(codecs)}")
+
+    def _check_metrics(self) -> None:
+        from rdbench.metrics.registry import METRICS
+
+        try:
+            names = parse_metrics(self.metrics)
+        except MetricError as exc:
+            raise ConfigError(f"--metrics: {exc}") from None
+        if any(METRICS[m].weights for m in names) or any(METRICS[m].level == "set" for m in names):
+            from rdbench.codecs.weights import WeightsError
+            from rdbench.metrics.perceptual import require_metric_weights
+
+            self.use_weights_root()
+            try:
+                require_metric_weights(names)
+            except (WeightsError, ImportError) as exc:
+                raise ConfigError(f"--metrics: {_one_line(exc)}") from None
+
+    def _check_reports(self) -> None:
+        from rdbench.reports.reference import normalize_selection
+
+        try:
+            normalize_selection(list(self.reference))
+        except ValueError as exc:
+            raise ConfigError(f"--reference: {_one_line(exc)}") from None
+
+    def _check_device(self) -> None:
+        from rdbench.device import DeviceError, resolve_device
+
+        try:
+            resolve_device(self.device)
+        except DeviceError as exc:
+            raise ConfigError(f"--device: {exc}") from None
+
+    def _check_run_folder(self) -> None:
+        """A run folder that holds another configuration is refused, naming the fields that differ."""
+        from rdbench.run import folder
+
+        plan = folder.join(self.run_dir(), "plan.json")
+        if not folder.exists(plan):
+            return
+        before = folder.read_json(plan).get("configuration")
+        if before is None:  # a folder from before configurations were recorded: the plan digest guards it
+            return
+        now = self.defining()
+        differ = [f"{k} ({before.get(k)!r} there, {now[k]!r} now)" for k in sorted(now) if before.get(k) != now[k]]
+        if differ:
+            raise ConfigError(f"--run-name: run folder {self.run_dir()} holds a run of another configuration: "
+                              f"{'; '.join(differ)}. Use another --run-name or delete the folder")
 
     # -- derived -------------------------------------------------------------------------------
     def codec_specs(self) -> list[str]:
@@ -162,13 +254,20 @@ class RunConfig:
             raise ConfigError(f"unknown run parameter(s): {', '.join(unknown)}")
         return cls(**values)
 
+    def defining(self) -> dict[str, Any]:
+        """What defines the run's results (not where or how it runs), as JSON values."""
+        out = {k: v for k, v in self.to_dict().items() if k in _RESULT_FIELDS}
+        out["codecs"] = self.codec_specs()
+        return out
+
     def digest(self) -> str:
-        """A short hash of what defines the run's results (not where or how it runs)."""
-        defining = {k: v for k, v in self.to_dict().items() if k in _RESULT_FIELDS}
-        defining["codecs"] = self.codec_specs()
-        return hashlib.sha256(json.dumps(defining, sort_keys=True).encode()).hexdigest()[:16]
+        """A short hash of :meth:`defining`."""
+        return hashlib.sha256(json.dumps(self.defining(), sort_keys=True).encode()).hexdigest()[:16]
 
 
 #: The fields that change a run's rows; the others say where and how it runs.
 _RESULT_FIELDS = frozenset({"datasets", "codecs", "qualities", "metrics", "limit", "images_per_shard"})
 
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
