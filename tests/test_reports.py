@@ -227,6 +227,41 @@ def test_html_is_self_contained_and_escaped(merged_report):
     assert not re.search(r'(src|href)="(https?:)?//', html)
 
 
+def test_html_results_first_configuration_folded_last(merged_report):
+    html = merged_report.read_text(encoding="utf-8")
+    order = [html.index(marker) for marker in ('id="summary"', 'id="summary-table"', 'id="bd-rate-table"',
+                                               'id="plots"', 'id="errors"', '<details id="runs">')]
+    assert order == sorted(order)
+    details = html[html.index('<details id="runs">'):html.index("</details>")]
+    assert "<summary>Run configuration and environment (2 run folders)</summary>" in details
+    assert 'class="runjson"' in details and "git_revision" in details
+    assert html.count('class="runjson"') == details.count('class="runjson"')  # no configuration outside it
+
+
+def test_grey_curve_note_names_what_was_drawn(merged_report):
+    html = merged_report.read_text(encoding="utf-8")
+    notes = re.findall(r'<p class="note reference-note">(.*?)</p>', html, re.S)
+    assert len(notes) == 1 and notes[0].startswith("Grey curves: published figures from the kodak table")
+    for slug in ("jpeg-pillow", "bmshj2018-hyperprior-mse", "toderici2017-rnn-tfc"):
+        assert f"({slug})" in notes[0]
+    assert "vtm" not in notes[0] and "Kodak images" in notes[0]
+
+
+def test_legends_and_tables_use_display_names(tmp_path):
+    from rdbench.reports.plots import plot_rd
+
+    long_spec = "bmshj2018-hyperprior:checkpoint=/very/long/path/to/my/experiments/q{quality}.pth.tar"
+    rows = [{"dataset": "d", "codec": c, "quality": float(q), "n_images": 2, "bpp": 0.2 * q * f,
+             "psnr_rgb": 28 + 2 * q} for c, f in ((long_spec, 0.8), ("jpeg", 1.0)) for q in range(1, 5)]
+    svg = next(p for p in plot_rd(pd.DataFrame(rows), "d", "psnr_rgb", tmp_path) if p.suffix == ".svg")
+    text = svg.read_text()
+    assert "bmshj2018-hyperprior:checkpoint=…/q{quality}.pth.tar" in text and "/very/long" not in text
+    from rdbench.reports.html import html_table
+
+    table = html_table(pd.DataFrame({"codec": [long_spec]}), names={long_spec: "short"})
+    assert f'<td title="{esc(long_spec)}">short</td>' in table
+
+
 def test_file_slug():
     assert file_slug("clic2020-professional-valid") == "clic2020-professional-valid"
     a, b = file_slug("folder:/data/a b"), file_slug("folder:/data/a_b")
@@ -296,10 +331,13 @@ def test_cli(runs, tmp_path, capsys):
 
 
 def test_python_dash_m(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "rdbench.reports", "--list-reference"],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert "jpeg-pillow" in proc.stdout.split()
+    for flag in ("--list-references", "--list-reference"):
+        proc = subprocess.run([sys.executable, "-m", "rdbench.reports", flag],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        lines = {line.split("\t")[0]: line.split("\t") for line in proc.stdout.splitlines()}
+        assert lines["jpeg-pillow"][1] == "kodak,clic2020-professional,clic2020-mobile"
+        assert lines["toderici2017-rnn-tfc"][1] == "kodak"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -317,6 +355,16 @@ window.addEventListener("load", function () {
     tables: Array.prototype.map.call(document.querySelectorAll("table[id]"), function (t) {
       return {id: t.id, rows: t.tBodies.length ? t.tBodies[0].rows.length : 0};
     })
+  };
+  var details = document.getElementById("runs");
+  var runjson = details ? details.querySelector("table.runjson") : null;
+  result.layout = {
+    summary_top: document.getElementById("summary-table").getBoundingClientRect().top,
+    details_top: details ? details.getBoundingClientRect().top : -1,
+    details_open: details ? details.open : null,
+    runjson_rendered: runjson ? (runjson.checkVisibility ? runjson.checkVisibility()
+                                                         : runjson.getClientRects().length > 0) : null,
+    details_height: details ? details.getBoundingClientRect().height : -1
   };
   var pre = document.createElement("pre");
   pre.id = "rdbench-check";
@@ -358,6 +406,12 @@ def test_report_renders_in_headless_chromium(merged_report, tmp_path):
     for img in result["images"]:
         assert img["complete"] and img["w"] > 0 and img["h"] > 0, result["images"]
     tables = {t["id"]: t["rows"] for t in result["tables"]}
+    # results first; the configuration last, folded (not rendered until opened)
+    layout = result["layout"]
+    assert 0 < layout["summary_top"] < layout["details_top"], layout
+    assert layout["details_open"] is False and layout["runjson_rendered"] is False, layout
+    assert 0 < layout["details_height"] < 100, layout  # one line: the <summary>
+    assert tables["curves-table"] == 3
     assert tables["summary-table"] == 15
     assert tables["bd-rate-table"] == 4
     assert tables["errors-table"] == 2

@@ -1,9 +1,18 @@
 """``bd_rate.csv``: Bjøntegaard deltas of every codec against an anchor codec.
 
-One row per (dataset, codec spec, metric) for ``psnr_rgb`` and ``ms_ssim_db``, from the summary
-curves, with the ``bjontegaard`` package's ``pchip`` interpolation over the overlap of the two
-curves. :func:`select_anchor` picks the anchor spec by codec name; an empty value says why in
-``reason``. Columns and rules: docs/contracts.md, section bd_rate.csv.
+One row per (dataset, codec spec, metric) for ``psnr_rgb`` and ``ms_ssim_db``, with the
+``bjontegaard`` package's ``pchip`` interpolation over the overlap of the two curves.
+:func:`select_anchor` picks the anchor spec by codec name; an empty value says why in ``reason``.
+Columns and rules: docs/contracts.md, section bd_rate.csv.
+
+**Like for like.** Given the per-image results, each codec is compared with the anchor over the
+images the two curves share, per curve: an image counts when it has a result at every quality point
+of the codec's curve *and* at every point of the anchor's; both curves are then recomputed as means
+over exactly those images (``n_images``), so every point of both curves averages the same images.
+(Per point would let the image set change along a curve; per curve keeps each curve one set.) A
+codec and an anchor that share no image get empty values and a ``reason``. Without results (a
+summary table alone) the summary curves are compared as they are and ``n_images`` is the smallest
+per-point image count of the two.
 """
 from __future__ import annotations
 
@@ -30,6 +39,7 @@ BD_COLUMNS = [
     "interpolation",
     "n_points",
     "reason",
+    "n_images",  # extension after the contract's columns: the images both curves were computed over
 ]
 BD_METRICS = tuple(c.name for c in columns() if c.bd)  # the metric registry's BD-rate columns
 DEFAULT_ANCHOR = "jpeg"
@@ -167,30 +177,79 @@ def _call(fn, rate_a, metric_a, rate_t, metric_t, interpolation) -> float | str:
     return value
 
 
+def complete_images(rows: pd.DataFrame) -> set[str]:
+    """The image ids of one curve's result rows that have a row at every quality of the curve."""
+    if rows.empty:
+        return set()
+    per_quality = rows.groupby("quality")["image_id"].agg(lambda ids: set(ids.astype(str)))
+    return set.intersection(*per_quality.tolist())
+
+
+def shared_curve(rows: pd.DataFrame, images: set[str], metrics: Sequence[str]) -> pd.DataFrame:
+    """One curve recomputed over ``images``: per quality, the mean bpp and metric (nulls ignored,
+    as in summary.csv)."""
+    rows = rows[rows["image_id"].astype(str).isin(images)]
+    cols = ["bpp", *[m for m in metrics if m in rows]]
+    return rows.groupby("quality")[cols].mean().reset_index()
+
+
 def compute_bd_rates(
     summary: pd.DataFrame,
     anchor: str = DEFAULT_ANCHOR,
     metrics: Sequence[str] = BD_METRICS,
     interpolation: str = INTERPOLATION,
+    results: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """The ``bd_rate.csv`` table (see the module docstring) from a summary table."""
+    """The ``bd_rate.csv`` table (see the module docstring) from a summary table, like for like
+    over the shared images when the per-image ``results`` rows are given."""
     rows = []
     usable = summary[summary["n_images"] > 0] if "n_images" in summary else summary
     for dataset in sorted(summary["dataset"].astype(str).unique()):
         in_ds = usable[usable["dataset"].astype(str) == dataset]
         specs = sorted(summary.loc[summary["dataset"].astype(str) == dataset, "codec"].astype(str).unique())
         anchor_spec = select_anchor(specs, anchor)
+        if results is not None:
+            res_ds = results[results["dataset"].astype(str) == dataset]
+            by_codec = {str(c): g for c, g in res_ds.groupby(res_ds["codec"].astype(str))}
+            anchor_rows = by_codec.get(anchor_spec, res_ds.iloc[:0])
+            anchor_images = complete_images(anchor_rows)
         for spec in specs:
             if spec == anchor_spec:
                 continue
             test = in_ds[in_ds["codec"].astype(str) == spec]
+            results_for_pair = None
+            if anchor_spec is not None and results is not None:
+                test_rows = by_codec.get(spec, res_ds.iloc[:0])
+                test_images = complete_images(test_rows)
+                shared = anchor_images & test_images
+                results_for_pair = (shared, test_rows, test_images)
+                if shared:
+                    ref_curve = shared_curve(anchor_rows, shared, metrics)
+                    test_curve = shared_curve(test_rows, shared, metrics)
             for metric in metrics:
+                n_images = 0
                 if anchor_spec is None:
                     res = BDResult(None, None, None, None, 0,
                                    f"anchor {anchor!r} not in dataset {dataset!r}", interpolation)
-                else:
+                elif results_for_pair is None:
                     ref = in_ds[in_ds["codec"].astype(str) == anchor_spec]
                     res = bd_compare(ref["bpp"], ref[metric], test["bpp"], test[metric], interpolation)
+                    counts = pd.concat([ref["n_images"], test["n_images"]]) if "n_images" in in_ds else []
+                    n_images = int(min(counts)) if len(counts) else 0
+                else:
+                    shared, test_rows, test_images = results_for_pair
+                    if shared:
+                        res = bd_compare(ref_curve["bpp"], ref_curve[metric], test_curve["bpp"],
+                                         test_curve[metric], interpolation)
+                        n_images = len(shared)
+                    elif test_rows.empty or anchor_rows.empty:
+                        # no results at all on one side: say it as for any curve without points
+                        res = bd_compare(anchor_rows["bpp"], anchor_rows[metric] if metric in anchor_rows else [],
+                                         test_rows["bpp"], test_rows[metric] if metric in test_rows else [],
+                                         interpolation)
+                    else:
+                        res = BDResult(None, None, None, None, 0, _no_shared_reason(
+                            anchor_rows, anchor_images, test_rows, test_images), interpolation)
                 rows.append(
                     {
                         "dataset": dataset,
@@ -204,13 +263,26 @@ def compute_bd_rates(
                         "interpolation": res.interpolation,
                         "n_points": res.n_points,
                         "reason": res.reason,
+                        "n_images": n_images,
                     }
                 )
     table = pd.DataFrame(rows, columns=BD_COLUMNS)
     for c in ("bd_rate_percent", "bd_metric", "bpp_min", "bpp_max"):
         table[c] = table[c].astype("float64")
-    table["n_points"] = table["n_points"].astype("int64")
+    for c in ("n_points", "n_images"):
+        table[c] = table[c].astype("int64")
     return table
+
+
+def _no_shared_reason(anchor_rows, anchor_images, test_rows, test_images) -> str:
+    def describe(rows, complete):
+        n_all = rows["image_id"].nunique()
+        if len(complete) == n_all:
+            return f"{n_all} image(s)"
+        return f"{n_all} image(s), {len(complete)} with a result at every quality"
+
+    return (f"no image in common with the anchor (codec: {describe(test_rows, test_images)}; "
+            f"anchor: {describe(anchor_rows, anchor_images)})")
 
 
 def write_bd_rate(
@@ -218,9 +290,11 @@ def write_bd_rate(
     path: str | Path,
     anchor: str = DEFAULT_ANCHOR,
     interpolation: str = INTERPOLATION,
+    results: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Compute the BD table from a summary table and write it as CSV; returns the table."""
-    table = compute_bd_rates(summary, anchor=anchor, interpolation=interpolation)
+    """Compute the BD table (like for like when ``results`` are given) and write it as CSV;
+    returns the table."""
+    table = compute_bd_rates(summary, anchor=anchor, interpolation=interpolation, results=results)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(path, index=False)

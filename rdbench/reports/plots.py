@@ -10,6 +10,10 @@ Per dataset, into ``<out>/plots/``:
   better), drawn only when the run computed that metric (``--metrics``).
 * ``time_<dataset>.png/.svg``: mean encode and decode time per image versus bpp, log-log.
 
+Legends name codecs by their display name (``label=``, else the spec shortened; see
+:mod:`rdbench.reports.labels`) and, when a plot's curves average different numbers of images, add
+each curve's count (``n=…``). Colours and styles stay keyed by the full spec.
+
 ``<dataset>`` is the dataset name when it only holds letters, digits, ``.``, ``_`` and ``-``;
 other names (``folder:/data/x``) are made safe and get a short hash (see :func:`file_slug`).
 """
@@ -18,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -28,6 +32,7 @@ from matplotlib.figure import Figure
 from rdbench.codecs import family
 from rdbench.metrics.registry import contract_plots, optional_plots
 
+from .labels import display_names
 from .reference import load_reference
 
 #: Rate–quality plots of every report, and those drawn when the run computed the metric
@@ -116,6 +121,23 @@ def _limits(values: np.ndarray, log: bool = False) -> tuple[float, float] | None
     return lo - pad, hi + pad
 
 
+def _image_counts(data: pd.DataFrame) -> dict[str, int]:
+    """Spec → the most images any point of its curve averages."""
+    return {str(c): int(n) for c, n in data.groupby(data["codec"].astype(str))["n_images"].max().items()}
+
+
+def curve_labels(data: pd.DataFrame, names: dict[str, str] | None = None) -> tuple[dict[str, str], str]:
+    """Legend text per spec of one dataset's summary rows, and the plot's image-count caption."""
+    names = names or display_names(data["codec"].astype(str).unique())
+    counts = _image_counts(data)
+    if not counts:
+        return {}, "0 images"
+    lo, hi = min(counts.values()), max(counts.values())
+    if lo == hi:
+        return {s: names.get(s, s) for s in counts}, f"{hi} image{'s' if hi != 1 else ''}"
+    return {s: f"{names.get(s, s)} (n={n})" for s, n in counts.items()}, f"{lo}–{hi} images per curve"
+
+
 def plot_rd(
     summary: pd.DataFrame,
     dataset: str,
@@ -123,13 +145,22 @@ def plot_rd(
     out_dir: str | Path,
     reference: Sequence[str] | str | None = (),
     styles: dict[str, dict] | None = None,
+    names: dict[str, str] | None = None,
+    reference_table: str | None = "",
+    drawn: set[str] | None = None,
 ) -> list[Path]:
-    """One R-D plot (PNG and SVG) of ``metric`` for ``dataset``; returns the files written."""
+    """One R-D plot (PNG and SVG) of ``metric`` for ``dataset``; returns the files written.
+
+    ``names``: legend names by spec (default: display names). ``reference_table``: the published
+    table to overlay from ("" = by the dataset's name, None = none); the slugs of the reference
+    curves actually drawn are added to ``drawn``.
+    """
     labels = RD_METRICS | OPTIONAL_METRICS
     if metric not in labels:
         raise ValueError(f"unknown metric {metric!r}; expected one of {sorted(labels)}")
     data = summary[(summary["dataset"].astype(str) == str(dataset)) & (summary["n_images"] > 0)]
     styles = styles or codec_styles(data["codec"].unique())
+    legend, caption = curve_labels(data, names)
     fig, (ax,) = _new_figure()
     n_entries = 0
     for spec in sorted(data["codec"].astype(str).unique()):
@@ -138,13 +169,13 @@ def plot_rd(
         if not ok.any():
             continue
         st = styles.get(spec) or codec_styles([spec])[spec]
-        ax.plot(curve["bpp"][ok], curve[metric][ok], label=spec, color=st["color"], marker=st["marker"],
-                linestyle=st["linestyle"], linewidth=1.6, markersize=4.5, zorder=3)
+        ax.plot(curve["bpp"][ok], curve[metric][ok], label=legend.get(spec, spec), color=st["color"],
+                marker=st["marker"], linestyle=st["linestyle"], linewidth=1.6, markersize=4.5, zorder=3)
         n_entries += 1
     xlim = _limits(data["bpp"].to_numpy(dtype=float))
     ylim = _limits(data[metric].to_numpy(dtype=float))
 
-    ref = load_reference(dataset, reference)
+    ref = load_reference(dataset, reference, reference_table)
     greys = ("0.35", "0.55", "0.7")
     for i, (method, curve) in enumerate(ref.groupby("method", sort=True) if metric in ref else ()):
         curve = curve.sort_values("bpp")
@@ -156,6 +187,8 @@ def plot_rd(
                 color=greys[(i // len(REF_STYLES)) % len(greys)], linestyle=ls, marker=mk,
                 linewidth=1.0, markersize=3.5, zorder=2)
         n_entries += 1
+        if drawn is not None:
+            drawn.add(str(method))
 
     # Frame our own data; reference curves are clipped to it rather than stretching the axes.
     if xlim:
@@ -166,8 +199,7 @@ def plot_rd(
         ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center", color="0.4")
     ax.set_xlabel("Rate [bits per pixel]")
     ax.set_ylabel(labels[metric])
-    n_images = int(data["n_images"].max()) if len(data) else 0
-    ax.set_title(f"{dataset} — {n_images} image{'s' if n_images != 1 else ''}", fontsize="medium")
+    ax.set_title(f"{dataset} — {caption}", fontsize="medium")
     ax.grid(True, which="major", alpha=0.35)
     _legend(ax, n_entries)
     paths = _save(fig, Path(out_dir), f"rd_{metric}_{file_slug(dataset)}")
@@ -179,10 +211,12 @@ def plot_times(
     dataset: str,
     out_dir: str | Path,
     styles: dict[str, dict] | None = None,
+    names: dict[str, str] | None = None,
 ) -> list[Path]:
     """Encode and decode time per image versus bpp (log-log) for ``dataset``."""
     data = summary[(summary["dataset"].astype(str) == str(dataset)) & (summary["n_images"] > 0)]
     styles = styles or codec_styles(data["codec"].unique())
+    legend, _ = curve_labels(data, names)
     fig, axes = _new_figure(ncols=2, figsize=(10.0, 4.0))
     n_entries = 0
     for ax, column, title in zip(axes, ("encode_s", "decode_s"), ("Encode", "Decode")):
@@ -193,7 +227,8 @@ def plot_times(
             if not ok.any():
                 continue
             st = styles.get(spec) or codec_styles([spec])[spec]
-            ax.plot(curve["bpp"][ok], curve[column][ok], label=spec if column == "encode_s" else None,
+            ax.plot(curve["bpp"][ok], curve[column][ok],
+                    label=legend.get(spec, spec) if column == "encode_s" else None,
                     color=st["color"], marker=st["marker"], linestyle=st["linestyle"], linewidth=1.4,
                     markersize=4)
             any_data = True
@@ -219,19 +254,30 @@ def make_plots(
     summary: pd.DataFrame,
     out_dir: str | Path,
     reference: Sequence[str] | str | None = (),
+    reference_tables: Mapping[str, str | None] | None = None,
+    drawn: dict[str, set[str]] | None = None,
 ) -> dict[str, dict[str, list[Path]]]:
-    """All plots of all datasets into ``out_dir``: {dataset: {"psnr_rgb"|"ms_ssim_db"|…|"time": [png, svg]}}."""
+    """All plots of all datasets into ``out_dir``: {dataset: {"psnr_rgb"|"ms_ssim_db"|…|"time": [png, svg]}}.
+
+    ``reference_tables``: the published table per dataset (see :func:`plot_rd`; a dataset left out
+    goes by its name). ``drawn`` receives, per dataset, the reference slugs drawn on any plot.
+    """
     out_dir = Path(out_dir)
     styles = codec_styles(summary["codec"].astype(str).unique()) if len(summary) else {}
+    names = display_names(summary["codec"].astype(str).unique()) if len(summary) else {}
+    reference_tables = reference_tables or {}
     written: dict[str, dict[str, list[Path]]] = {}
     for dataset in sorted(summary["dataset"].astype(str).unique()):
         entry = {}
-        for metric in RD_METRICS:
-            entry[metric] = plot_rd(summary, dataset, metric, out_dir, reference, styles)
+        table = reference_tables.get(dataset, "")
+        seen: set[str] = set()
         rows = summary[summary["dataset"].astype(str) == dataset]
-        for metric in OPTIONAL_METRICS:
-            if metric in rows and np.isfinite(rows[metric].to_numpy(dtype=float)).any():
-                entry[metric] = plot_rd(summary, dataset, metric, out_dir, reference, styles)
-        entry["time"] = plot_times(summary, dataset, out_dir, styles)
+        metrics = list(RD_METRICS) + [m for m in OPTIONAL_METRICS
+                                      if m in rows and np.isfinite(rows[m].to_numpy(dtype=float)).any()]
+        for metric in metrics:
+            entry[metric] = plot_rd(summary, dataset, metric, out_dir, reference, styles, names, table, seen)
+        entry["time"] = plot_times(summary, dataset, out_dir, styles, names)
         written[dataset] = entry
+        if drawn is not None:
+            drawn[dataset] = seen
     return written

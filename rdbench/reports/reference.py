@@ -7,18 +7,28 @@ dataset:
 * ``clic2020-professional.csv`` → datasets whose name starts with ``clic2020-professional``
 * ``clic2020-mobile.csv`` → datasets whose name starts with ``clic2020-mobile``
 
+A ``folder:``/``glob:`` dataset gets the table of the catalogued set its files are byte-identical
+to (:func:`rdbench.datasets.recognise.recognise_dataset`; Kodak by its sha256 list), and any other
+dataset the table named by ``reference_dataset`` (``--reference-dataset``), unchecked.
+:func:`reference_plan` says per dataset which table applies, why, and which selected methods it
+holds; the report's note lists exactly those. :func:`check_reference` refuses, before a run does
+any work, a selection that could draw nothing.
+
 Note that the CLIC figures are means over the CLIC2020 *test* sets, so a ``-valid`` run is
 compared with a different image set. Methods are selected by their slug (the ``method`` column);
 ``["all"]`` selects every curve available for the dataset.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+
+from rdbench.datasets.recognise import recognise_dataset
 
 REFERENCE_COLUMNS = ["method", "label", "source", "point", "bpp", "psnr_rgb", "ms_ssim_rgb", "ms_ssim_db", "note"]
 
@@ -90,10 +100,17 @@ def _table(key: str) -> pd.DataFrame:
 
 
 REFERENCE_SETS = ("kodak", "clic2020-professional", "clic2020-mobile")
+#: What each table's figures are means over (for the report's note), and how many images that is.
+REFERENCE_IMAGES = {
+    "kodak": "the 24 Kodak images",
+    "clic2020-professional": "the 250 CLIC2020 professional test images",
+    "clic2020-mobile": "the 178 CLIC2020 mobile test images",
+}
+REFERENCE_IMAGE_COUNTS = {"kodak": 24, "clic2020-professional": 250, "clic2020-mobile": 178}
 
 
 def reference_set_for(dataset: str) -> str | None:
-    """Which reference table covers ``dataset`` (``kodak``, ``clic2020-…``), or None."""
+    """Which reference table covers ``dataset`` by its name (``kodak``, ``clic2020-…``), or None."""
     dataset = str(dataset)
     if dataset == "kodak":
         return "kodak"
@@ -103,12 +120,46 @@ def reference_set_for(dataset: str) -> str | None:
     return None
 
 
+def resolve_reference_dataset(name: str) -> str:
+    """The table a ``reference_dataset`` value names: a table name or a dataset name it covers
+    (``clic2020-professional-valid`` → ``clic2020-professional``); "" stays "". Raises ValueError."""
+    name = str(name or "").strip()
+    if not name:
+        return ""
+    key = reference_set_for(name)
+    if key is None:
+        raise ValueError(
+            f"unknown reference dataset {name!r}: published tables exist for {', '.join(REFERENCE_SETS)}"
+        )
+    return key
+
+
+def methods_in(table: str) -> list[str]:
+    """The method slugs of one reference table, sorted."""
+    return sorted(set(_table(table)["method"]))
+
+
+def method_labels(table: str) -> dict[str, str]:
+    """Slug → legend label of one reference table's methods."""
+    return {str(k): str(v) for k, v in _table(table).groupby("method")["label"].first().items()}
+
+
 def known_methods() -> list[str]:
     """Every method slug in the reference tables, sorted."""
     slugs: set[str] = set()
     for key in REFERENCE_SETS:
         slugs |= set(_table(key)["method"])
     return sorted(slugs)
+
+
+def list_references() -> list[tuple[str, list[str], str]]:
+    """(slug, the tables that hold it, its legend label) for every known method, sorted by slug."""
+    out: dict[str, tuple[list[str], str]] = {}
+    for key in REFERENCE_SETS:
+        for method, label in _table(key).groupby("method", sort=True)["label"].first().items():
+            tables, first = out.get(method, ([], str(label)))
+            out[method] = ([*tables, key], first)
+    return [(slug, tables, label) for slug, (tables, label) in sorted(out.items())]
 
 
 def normalize_selection(reference: Iterable[str] | str | None) -> list[str]:
@@ -133,16 +184,121 @@ def normalize_selection(reference: Iterable[str] | str | None) -> list[str]:
     return list(dict.fromkeys(items))
 
 
-def load_reference(dataset: str, reference: Sequence[str] | str | None) -> pd.DataFrame:
+@dataclass
+class ReferenceChoice:
+    """Which published table serves one dataset of a report, and why.
+
+    ``how``: ``name`` (the dataset is that catalogued set), ``content`` (its files are
+    byte-identical to ``recognised``), ``option`` (``reference_dataset`` names the table), or ""
+    (no table; ``table`` is None). ``methods``: the selected slugs that table holds.
+    """
+
+    dataset: str
+    table: str | None
+    how: str = ""
+    recognised: str = ""
+    methods: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # selected slugs the table does not hold
+
+    def describe(self) -> str:
+        """Why this table applies (or why none does), one clause."""
+        if self.table is None:
+            return (f"no published table for this dataset (tables exist for {', '.join(REFERENCE_SETS)}; "
+                    "--reference-dataset NAME applies one to a copy of such a set)")
+        if self.how == "name":
+            why = f"the dataset is {self.table}" if self.dataset == self.table else \
+                f"the {self.table} table covers dataset {self.dataset}"
+        elif self.how == "content":
+            why = f"its files are byte-identical to the catalogued {self.recognised} set"
+        else:
+            why = f"--reference-dataset {self.table} (the images were not checked against that set)"
+        return f"{why}; published figures are means over {REFERENCE_IMAGES.get(self.table, self.table)}"
+
+
+def table_for(dataset: str, reference_dataset: str = "",
+              files: Sequence[str] | None = None) -> tuple[str | None, str, str]:
+    """(table, how, recognised set) for one dataset: by its name, by its files' content, or by
+    ``reference_dataset`` (see :class:`ReferenceChoice`); (None, "", "") when none applies."""
+    key = reference_set_for(dataset)
+    if key is not None:
+        return key, "name", ""
+    recognised = recognise_dataset(dataset, files) if str(dataset).startswith(("folder:", "glob:")) else None
+    if recognised:
+        key = reference_set_for(recognised)
+        if key is not None:
+            return key, "content", recognised
+    option = resolve_reference_dataset(reference_dataset)
+    if option:
+        return option, "option", ""
+    return None, "", ""
+
+
+def reference_plan(datasets: Iterable[str], reference: Sequence[str] | str | None,
+                   reference_dataset: str = "") -> dict[str, ReferenceChoice]:
+    """Per dataset, the table that applies and the selected methods it holds (empty selection:
+    no methods). Raises ValueError for an unknown slug or reference dataset."""
+    selection = normalize_selection(reference)
+    resolve_reference_dataset(reference_dataset)
+    plan = {}
+    for dataset in dict.fromkeys(str(d) for d in datasets):
+        table, how, recognised = table_for(dataset, reference_dataset)
+        choice = ReferenceChoice(dataset, table, how, recognised)
+        if table is not None and selection:
+            available = methods_in(table)
+            wanted = available if selection == ["all"] else selection
+            choice.methods = [m for m in wanted if m in available]
+            choice.missing = [m for m in wanted if m not in available]
+        elif selection and selection != ["all"]:
+            choice.missing = list(selection)
+        plan[dataset] = choice
+    return plan
+
+
+def check_reference(selection: Sequence[str] | str | None, datasets: Sequence[str],
+                    reference_dataset: str = "") -> None:
+    """Refuse a reference selection that cannot be drawn, with a one-line ValueError.
+
+    Refused: an unknown slug; an unknown ``reference_dataset``; a non-empty selection when none of
+    ``datasets`` has a published table (by name, by content, or through ``reference_dataset``);
+    a slug that none of the datasets' tables holds. Folder datasets are listed (and hashed only
+    when their image count matches a catalogued set's).
+    """
+    plan = reference_plan(datasets, selection, reference_dataset)
+    chosen = normalize_selection(selection)
+    if not chosen:
+        return
+    tables = sorted({c.table for c in plan.values() if c.table is not None})
+    names = ", ".join(str(d) for d in datasets) or "(none)"
+    if not tables:
+        raise ValueError(
+            f"reference curves were asked for, but no dataset of the run ({names}) has a published table "
+            f"(tables exist for {', '.join(REFERENCE_SETS)}; set reference_dataset / --reference-dataset to one of "
+            "them if a dataset is a copy of such a set)"
+        )
+    if chosen == ["all"]:
+        return
+    drawable = {m for c in plan.values() for m in c.methods}
+    absent = [s for s in chosen if s not in drawable]
+    if absent:
+        holders = {slug: tables_ for slug, tables_, _ in list_references()}
+        detail = "; ".join(f"{s} is in {', '.join(holders.get(s, [])) or 'no table'}" for s in absent)
+        raise ValueError(
+            f"no published curve of reference method(s) {', '.join(absent)} for the run's dataset(s) "
+            f"{names} (tables that apply: {', '.join(tables)}; {detail})"
+        )
+
+
+def load_reference(dataset: str, reference: Sequence[str] | str | None, table: str | None = "") -> pd.DataFrame:
     """The selected reference points for ``dataset`` (columns REFERENCE_COLUMNS).
 
-    Slugs absent from the dataset's table are skipped; a dataset without a table gives no rows.
+    ``table``: the reference table to use; "" (default) picks it by the dataset's name, None means
+    none. Slugs absent from the table are skipped; no table gives no rows.
     """
     selection = normalize_selection(reference)
-    key = reference_set_for(dataset)
+    key = reference_set_for(dataset) if table == "" else table
     if not selection or key is None:
         return pd.DataFrame(columns=REFERENCE_COLUMNS)
-    table = _table(key)
+    rows = _table(key)
     if selection != ["all"]:
-        table = table[table["method"].isin(selection)]
-    return table.sort_values(["method", "bpp"]).reset_index(drop=True)
+        rows = rows[rows["method"].isin(selection)]
+    return rows.sort_values(["method", "bpp"]).reset_index(drop=True)

@@ -6,6 +6,9 @@ the one from the folder listed last wins, so re-running a part of a benchmark in
 listing it after the old one replaces the old numbers instead of counting the image twice. The
 set-level metrics (``set_metrics.csv``: FID, KID) are per run and cannot be pooled across runs: a
 (dataset, codec, quality) present in several folders takes the values of the folder listed last.
+
+Each folder's :class:`RunInfo` also records which images it holds per dataset (results and errors),
+so that :mod:`rdbench.reports.checks` can warn when merged folders cover different image sets.
 """
 from __future__ import annotations
 
@@ -33,10 +36,24 @@ class RunInfo:
     path: Path
     config: dict = field(default_factory=dict)
     note: str = ""  # why ``config`` is empty or partial, if it is
+    images: dict[str, frozenset[str]] = field(default_factory=dict)  # dataset → image ids (results, errors)
 
     @property
     def name(self) -> str:
         return self.path.name
+
+    @property
+    def configuration(self) -> dict:
+        """run.json's ``configuration`` (older files: ``config``), or {}."""
+        value = self.config.get("configuration", self.config.get("config", {}))
+        return value if isinstance(value, dict) else {}
+
+    @property
+    def packages(self) -> dict:
+        """run.json's ``environment.packages`` (older files: ``versions``), or {}."""
+        env = self.config.get("environment")
+        value = env.get("packages") if isinstance(env, dict) else self.config.get("versions", {})
+        return value if isinstance(value, dict) else {}
 
 
 @dataclass
@@ -98,10 +115,15 @@ def load_runs(run_dirs: Iterable[str | Path]) -> RunData:
     for run_dir in run_dirs:
         if not run_dir.is_dir():
             raise FileNotFoundError(f"run folder not found: {run_dir}")
-        results.append(read_parquet_folder(run_dir / "results", RESULTS_SCHEMA))
-        errors.append(read_parquet_folder(run_dir / "errors", ERRORS_SCHEMA))
+        res = read_parquet_folder(run_dir / "results", RESULTS_SCHEMA)
+        err = read_parquet_folder(run_dir / "errors", ERRORS_SCHEMA)
+        results.append(res)
+        errors.append(err)
         set_metrics.append(read_set_metrics(run_dir / SET_METRICS_FILE))
-        runs.append(read_run_json(run_dir))
+        info = read_run_json(run_dir)
+        both = pd.concat([res[["dataset", "image_id"]], err[["dataset", "image_id"]]], ignore_index=True)
+        info.images = {str(d): frozenset(g.astype(str)) for d, g in both.groupby("dataset")["image_id"]}
+        runs.append(info)
     res = pd.concat(results, ignore_index=True) if len(results) > 1 else results[0]
     err = pd.concat(errors, ignore_index=True) if len(errors) > 1 else errors[0]
     sets = pd.concat(set_metrics, ignore_index=True) if len(set_metrics) > 1 else set_metrics[0]
