@@ -45,6 +45,7 @@ REFUSED = [
      "--qualities: rdbench-small: quality must be one of 1, 2, 3, 4"),
     (["--metrics", "psnr_rgb,psnr"], "--metrics: unknown metric 'psnr'"),
     (["--reference", '["vtn"]'], "--reference: unknown reference"),
+    (["--datasets", "sample", "--reference", "vtm"], "--reference: reference curves were asked for, but no dataset"),
     (["--datasets", "folder:/does/not/exist"], "--datasets: 'folder:/does/not/exist': dataset folder"),
     (["--datasets", "kodakk"], "--datasets: unknown dataset 'kodakk'"),
     (["--limit", "0"], "--limit: 0 is not allowed"),

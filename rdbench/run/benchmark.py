@@ -154,7 +154,8 @@ def build_run_report(config: RunConfig) -> None:
     from rdbench.reports.set_metrics import SET_METRICS_FILE
 
     with folder.local_copy(config.run_dir(), ("results", "errors", RUN_JSON, SET_METRICS_FILE)) as local:
-        build_report([local], anchor=config.anchor, reference=list(config.reference))
+        build_report([local], anchor=config.anchor, reference=list(config.reference),
+                     reference_dataset=config.reference_dataset)
 
 
 def run_benchmark(config: RunConfig) -> Path | str:

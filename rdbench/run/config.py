@@ -151,10 +151,10 @@ class RunConfig:
                 raise ConfigError(f"--metrics: {_one_line(exc)}") from None
 
     def _check_reports(self) -> None:
-        from rdbench.reports.reference import normalize_selection
+        from rdbench.reports.reference import check_reference
 
-        try:
-            normalize_selection(list(self.reference))
+        try:  # unknown slugs, and slugs that no dataset of the run has a published table for
+            check_reference(list(self.reference), list(self.datasets), self.reference_dataset)
         except ValueError as exc:
             raise ConfigError(f"--reference: {_one_line(exc)}") from None
 
