@@ -195,3 +195,20 @@ def test_unknown_reference_slug_lists_known_ones():
     assert normalize_selection("jpeg-pillow, webp-pillow") == ["jpeg-pillow", "webp-pillow"]
     assert normalize_selection(["all", "x"]) == ["all"]
     assert "webp-pillow" in known_methods()
+
+
+def test_a_lower_is_better_metric_gives_the_same_sign_as_psnr():
+    """LPIPS falls as quality rises: a codec needing 30 % fewer bits for the same LPIPS is −30 %."""
+    s = _summary({"jpeg": (RATES, PSNR), "webp": (RATES * 0.7, PSNR)})
+    s["lpips"] = 1.0 / s["psnr_rgb"]  # decreasing with the rate, same at equal quality
+    bd = compute_bd_rates(s, metrics=["psnr_rgb", "lpips"]).set_index("metric")
+    assert bd.loc["lpips", "bd_rate_percent"] == pytest.approx(-30.0, abs=1e-6)
+    assert bd.loc["psnr_rgb", "bd_rate_percent"] == pytest.approx(-30.0, abs=1e-6)
+    assert bd.loc["lpips", "bd_metric"] < 0  # in LPIPS units: lower (better) than the anchor at equal rate
+
+
+def test_bd_rates_cover_the_contract_metrics_and_those_the_run_computed():
+    from rdbench.reports.bdrate import bd_metrics
+
+    s = _summary({"jpeg": (RATES, PSNR)})
+    assert bd_metrics(s) == ["psnr_rgb", "ms_ssim_db"]

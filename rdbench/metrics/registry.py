@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 __all__ = [
+    "BD_AVERAGES",
     "DEFAULT_METRICS",
     "METRICS",
+    "METRIC_SETS",
     "Column",
     "Metric",
     "MetricError",
@@ -141,6 +143,12 @@ METRICS: dict[str, Metric] = {
     )
 }
 
+#: Named metric sets ``--metrics`` accepts besides single names, expanded in place.
+METRIC_SETS: dict[str, tuple[str, ...]] = {}
+
+#: BD-rate averages bd_rate.csv adds per codec: name → the BD columns averaged.
+BD_AVERAGES: dict[str, tuple[str, ...]] = {}
+
 #: What a run computes unless ``--metrics`` says otherwise.
 DEFAULT_METRICS: tuple[str, ...] = ("psnr_rgb", "psnr_y", "ms_ssim_rgb")
 
@@ -149,13 +157,14 @@ def get_metric(name: str) -> Metric:
     try:
         return METRICS[name]
     except KeyError:
-        raise MetricError(f"unknown metric {name!r}; known: {', '.join(METRICS)}") from None
+        raise MetricError(f"unknown metric {name!r}; known: {', '.join([*METRICS, *METRIC_SETS])}") from None
 
 
 def parse_metrics(names: Sequence[str]) -> tuple[str, ...]:
-    """Validated metric names in the order given (duplicates dropped); MetricError names the first unknown."""
+    """Validated metric names in the order given, sets expanded, duplicates dropped; MetricError names
+    the first unknown."""
     out: list[str] = []
-    for name in names:
+    for name in (n for given in names for n in METRIC_SETS.get(given, (given,))):
         get_metric(name)
         if name not in out:
             out.append(name)

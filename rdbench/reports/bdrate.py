@@ -25,7 +25,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from rdbench.metrics.registry import columns
+from rdbench.metrics.registry import BD_AVERAGES, column, columns
 
 BD_COLUMNS = [
     "dataset",
@@ -42,6 +42,14 @@ BD_COLUMNS = [
     "n_images",  # extension after the contract's columns: the images both curves were computed over
 ]
 BD_METRICS = tuple(c.name for c in columns() if c.bd)  # the metric registry's BD-rate columns
+#: The BD-rate columns every table has (the contract's); the others only when the run computed them.
+CONTRACT_BD_METRICS = ("psnr_rgb", "ms_ssim_db")
+
+
+def bd_metrics(summary: pd.DataFrame) -> list[str]:
+    """The metrics a summary gets BD-rates for: the contract's, and every other BD column it has values of."""
+    return [m for m in BD_METRICS
+            if m in CONTRACT_BD_METRICS or (m in summary and summary[m].astype(float).notna().any())]
 DEFAULT_ANCHOR = "jpeg"
 INTERPOLATION = "pchip"
 MIN_POINTS = 4
@@ -196,12 +204,19 @@ def shared_curve(rows: pd.DataFrame, images: set[str], metrics: Sequence[str]) -
 def compute_bd_rates(
     summary: pd.DataFrame,
     anchor: str = DEFAULT_ANCHOR,
-    metrics: Sequence[str] = BD_METRICS,
+    metrics: Sequence[str] | None = None,
     interpolation: str = INTERPOLATION,
     results: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The ``bd_rate.csv`` table (see the module docstring) from a summary table, like for like
-    over the shared images when the per-image ``results`` rows are given."""
+    over the shared images when the per-image ``results`` rows are given.
+
+    ``metrics`` default: :func:`bd_metrics`. A lower-is-better metric (NLPD, LPIPS) is compared on
+    its negation, so a negative BD-rate always means fewer bits at equal quality; its ``bd_metric``
+    is given back in the metric's own units. The registry's BD averages (JPEG AI's mean over its
+    metric set) follow each codec's rows when the run computed any of their metrics.
+    """
+    metrics = bd_metrics(summary) if metrics is None else list(metrics)
     rows = []
     usable = summary[summary["n_images"] > 0] if "n_images" in summary else summary
     for dataset in sorted(summary["dataset"].astype(str).unique()):
@@ -227,20 +242,21 @@ def compute_bd_rates(
                     ref_curve = shared_curve(anchor_rows, shared, metrics)
                     test_curve = shared_curve(test_rows, shared, metrics)
             for metric in metrics:
+                sign = 1.0 if column(metric).higher_is_better else -1.0
                 n_images = 0
                 if anchor_spec is None:
                     res = BDResult(None, None, None, None, 0,
                                    f"anchor {anchor!r} not in dataset {dataset!r}", interpolation)
                 elif results_for_pair is None:
                     ref = in_ds[in_ds["codec"].astype(str) == anchor_spec]
-                    res = bd_compare(ref["bpp"], ref[metric], test["bpp"], test[metric], interpolation)
+                    res = bd_compare(ref["bpp"], sign * ref[metric], test["bpp"], sign * test[metric], interpolation)
                     counts = pd.concat([ref["n_images"], test["n_images"]]) if "n_images" in in_ds else []
                     n_images = int(min(counts)) if len(counts) else 0
                 else:
                     shared, test_rows, test_images = results_for_pair
                     if shared:
-                        res = bd_compare(ref_curve["bpp"], ref_curve[metric], test_curve["bpp"],
-                                         test_curve[metric], interpolation)
+                        res = bd_compare(ref_curve["bpp"], sign * ref_curve[metric], test_curve["bpp"],
+                                         sign * test_curve[metric], interpolation)
                         n_images = len(shared)
                     elif test_rows.empty or anchor_rows.empty:
                         # no results at all on one side: say it as for any curve without points
@@ -257,7 +273,7 @@ def compute_bd_rates(
                         "anchor": anchor_spec if anchor_spec is not None else anchor,
                         "metric": metric,
                         "bd_rate_percent": res.bd_rate_percent,
-                        "bd_metric": res.bd_metric,
+                        "bd_metric": None if res.bd_metric is None else sign * res.bd_metric,
                         "bpp_min": res.bpp_min,
                         "bpp_max": res.bpp_max,
                         "interpolation": res.interpolation,
@@ -266,12 +282,40 @@ def compute_bd_rates(
                         "n_images": n_images,
                     }
                 )
+    rows += _averages(rows, metrics, interpolation)
     table = pd.DataFrame(rows, columns=BD_COLUMNS)
     for c in ("bd_rate_percent", "bd_metric", "bpp_min", "bpp_max"):
         table[c] = table[c].astype("float64")
     for c in ("n_points", "n_images"):
         table[c] = table[c].astype("int64")
     return table
+
+
+def _averages(rows: list[dict], metrics: Sequence[str], interpolation: str) -> list[dict]:
+    """One row per (dataset, codec) for each registry BD average whose metrics the run computed.
+
+    The value is the mean of the codec's BD-rates over the average's metrics; empty, with the
+    metrics missing in ``reason``, when any of them has no BD-rate.
+    """
+    out = []
+    for name, averaged in BD_AVERAGES.items():
+        if not set(averaged) & (set(metrics) - set(CONTRACT_BD_METRICS)):
+            continue
+        pairs = dict.fromkeys((r["dataset"], r["codec"], r["anchor"]) for r in rows)
+        for dataset, codec, anchor in pairs:
+            mine = {r["metric"]: r for r in rows if (r["dataset"], r["codec"]) == (dataset, codec)}
+            values = {m: mine[m]["bd_rate_percent"] for m in averaged if m in mine}
+            missing = [m for m in averaged if values.get(m) is None or not math.isfinite(values[m])]
+            out.append({
+                "dataset": dataset, "codec": codec, "anchor": anchor, "metric": name,
+                "bd_rate_percent": None if missing else float(np.mean(list(values.values()))),
+                "bd_metric": None, "bpp_min": None, "bpp_max": None, "interpolation": interpolation,
+                "n_points": min((mine[m]["n_points"] for m in values), default=0),
+                "reason": (f"mean of the BD-rates over {', '.join(averaged)}" if not missing
+                           else f"no mean: no BD-rate for {', '.join(missing)}"),
+                "n_images": min((mine[m]["n_images"] for m in values), default=0),
+            })
+    return out
 
 
 def _no_shared_reason(anchor_rows, anchor_images, test_rows, test_images) -> str:
