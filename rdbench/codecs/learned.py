@@ -17,7 +17,8 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from rdbench.codecs.base import Codec, CodecSpecError, QualityError
+from rdbench.codecs import bitstream
+from rdbench.codecs.base import Codec, CodecError, CodecSpecError, QualityError
 from rdbench.codecs.weights import CheckpointError, sha256sum
 from rdbench.device import prepare_device
 
@@ -176,6 +177,16 @@ class LearnedCodec(Codec, Generic[ModelT]):
 
     def quality_range(self) -> str:
         return "one of " + ", ".join(f"{q:g}" for q in self.DEFAULT_QUALITIES)
+
+    def unpack_stream(self, data: bytes) -> tuple["bitstream.Header", list[bytes], int]:
+        """A stream's header, payload strings and quality, checked to be this codec's (CodecError if not)."""
+        header, strings = bitstream.unpack(data)
+        if header.codec != self.name:
+            raise CodecError(f"{self.name}: the stream was made by codec {header.codec!r}")
+        try:
+            return header, strings, self._quality(header.quality)
+        except ValueError as exc:
+            raise CodecError(f"stream header: {exc}") from exc
 
     def _quality_error(self, quality: Any) -> str:
         """The message of :meth:`_quality`'s ValueError."""

@@ -148,13 +148,7 @@ class TransformCodec(LearnedCodec[Loaded]):
 
         parsed = []
         for data in streams:  # headers and weights first: networks are never built in inference mode
-            header, strings = bitstream.unpack(data)
-            if header.codec != self.name:
-                raise CodecError(f"{self.name}: the stream was made by codec {header.codec!r}")
-            try:
-                q = self._quality(header.quality)
-            except ValueError as exc:
-                raise CodecError(f"stream header: {exc}") from exc
+            header, strings, q = self.unpack_stream(data)
             loaded = self._load(q)
             if header.tag != loaded.tag:
                 raise CodecError(

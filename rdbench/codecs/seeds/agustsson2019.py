@@ -335,13 +335,7 @@ class Agustsson2019(LearnedCodec[_Model]):
         return Encoded(bitstream.pack(header, [payload]), info)
 
     def decode(self, data: bytes) -> np.ndarray:
-        header, strings = bitstream.unpack(data)
-        if header.codec != self.name:
-            raise CodecError(f"{self.name}: the stream was made by codec {header.codec!r}")
-        try:
-            c = self._quality(header.quality)
-        except ValueError as exc:
-            raise CodecError(f"stream header: {exc}") from exc
+        header, strings, c = self.unpack_stream(data)
         ph, pw = header.padded_height, header.padded_width
         if (ph, pw) != (_padded(header.height), _padded(header.width)):
             raise CodecError(f"{self.name}: padded size {ph}x{pw} does not fit image {header.height}x{header.width}")

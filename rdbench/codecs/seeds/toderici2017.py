@@ -467,13 +467,7 @@ class Toderici2017(LearnedCodec[_Model]):
 
     def _parse(self, data: bytes) -> "_Stream":
         """Check a stream's header against this codec and its weights; the stream's parts."""
-        header, strings = bitstream.unpack(data)
-        if header.codec != self.name:
-            raise CodecError(f"{self.name}: the stream was made by codec {header.codec!r}")
-        try:
-            k = self._quality(header.quality)
-        except ValueError as exc:
-            raise CodecError(f"stream header: {exc}") from exc
+        header, strings, k = self.unpack_stream(data)
         ph, pw = header.padded_height, header.padded_width
         if ph % PAD_MULTIPLE or pw % PAD_MULTIPLE or ph != _padded(header.height) or pw != _padded(header.width):
             raise CodecError(f"{self.name}: padded size {ph}x{pw} does not fit image {header.height}x{header.width}")
