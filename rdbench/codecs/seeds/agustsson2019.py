@@ -284,6 +284,9 @@ class Agustsson2019(LearnedCodec[_Model]):
     def _quality_error(self, quality: Any) -> str:
         return f"{self.name}: quality is the bottleneck channels C, one of {CHANNELS}; got {quality!r}"
 
+    def _load_model(self, quality: int) -> _Model:
+        return self._model(quality)
+
     def _model(self, channels: int) -> _Model:
         return self._cached(channels, self._build, channels)
 

@@ -408,6 +408,9 @@ class Mentzer2018(LearnedCodec[_Model]):
     def _quality_error(self, quality: Any) -> str:
         return f"{self.name}: quality must be 1 (low), 2 (med) or 3 (high), got {quality!r}"
 
+    def _load_model(self, quality: int) -> _Model:
+        return self.model(quality)
+
     def model(self, quality: float) -> _Model:
         """The loaded network of one quality (built on first use, then cached)."""
         q = self._quality(quality)

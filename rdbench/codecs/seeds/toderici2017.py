@@ -371,6 +371,9 @@ class Toderici2017(LearnedCodec[_Model]):
     def _key(self, quality: int) -> str:
         return "random" if self.random_weights else self._checkpoint_path(quality)
 
+    def _load_model(self, quality: int) -> _Model:
+        return self._model(quality)
+
     def _model(self, quality: int) -> _Model:
         key = self._key(quality)
         return self._cached(key, self._build, key)
