@@ -132,9 +132,9 @@ def _halve(planes: torch.Tensor) -> torch.Tensor:
     return (rows[..., 0::2] + rows[..., 1::2]).mul_(0.25)
 
 
-def _pyramid(image: np.ndarray) -> list[torch.Tensor]:
-    """The uint8 (H, W, 3) image as (3, H, W) float64 planes at the 5 scales."""
-    levels = [torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float64))]
+def _pyramid(planes: np.ndarray) -> list[torch.Tensor]:
+    """(C, H, W) planes (uint8 or float) as float64 planes at the 5 scales."""
+    levels = [torch.from_numpy(np.ascontiguousarray(planes, dtype=np.float64))]
     for _ in range(LEVELS - 1):
         levels.append(_halve(levels[-1]))
     return levels
@@ -149,7 +149,28 @@ def ms_ssim(a: np.ndarray, b: np.ndarray, *, threads: int | None = None) -> floa
     :data:`MS_SSIM_MIN_SIZE` (161 px) and ``ValueError`` for mismatched or non-uint8 inputs.
     """
     check_pair(a, b)
-    height, width = a.shape[:2]
+    return _ms_ssim_planes(a.transpose(2, 0, 1), b.transpose(2, 0, 1), threads)
+
+
+def ms_ssim_plane(x: np.ndarray, y: np.ndarray, *, threads: int | None = None) -> float:
+    """5-scale MS-SSIM of two (H, W) planes of one channel (0–255 scale, e.g. a luma plane), as
+    ``pytorch_msssim.ms_ssim`` on (1, 1, H, W) with ``data_range=255``; 1.0 for identical planes.
+
+    The same computation as :func:`ms_ssim` (which is this, per R, G, B plane, averaged).
+    ``x``, ``y``: real-valued arrays of one shape (uint8 or float). Raises
+    :class:`ImageTooSmallError` below :data:`MS_SSIM_MIN_SIZE` px.
+    """
+    x, y = np.asarray(x), np.asarray(y)
+    if x.ndim != 2 or x.shape != y.shape or x.size == 0:
+        raise ValueError(f"planes must be two non-empty (H, W) arrays of one shape, got {x.shape} and {y.shape}")
+    if not (np.issubdtype(x.dtype, np.number) and np.issubdtype(y.dtype, np.number)):
+        raise ValueError(f"planes must be numeric, got {x.dtype} and {y.dtype}")
+    return _ms_ssim_planes(x[None], y[None], threads)
+
+
+def _ms_ssim_planes(a: np.ndarray, b: np.ndarray, threads: int | None) -> float:
+    """MS-SSIM of (C, H, W) planes: per plane, then averaged over the C planes."""
+    channels, height, width = a.shape
     if min(height, width) < MS_SSIM_MIN_SIZE:
         raise ImageTooSmallError(
             f"image is {width}x{height} px (WxH), but 5-scale MS-SSIM needs both sides >= "
@@ -172,8 +193,8 @@ def ms_ssim(a: np.ndarray, b: np.ndarray, *, threads: int | None = None) -> floa
         x, y = pyramid[level]
         return _strip_sums(x[:, rows], y[:, rows], last=level == LEVELS - 1)
 
-    cs_sums = torch.zeros(LEVELS, 3, dtype=torch.float64)
-    ssim_sum = torch.zeros(3, dtype=torch.float64)
+    cs_sums = torch.zeros(LEVELS, channels, dtype=torch.float64)
+    ssim_sum = torch.zeros(channels, dtype=torch.float64)
     for (level, _), (cs_sum, ss_sum) in zip(tasks, pool.map(run, tasks)):
         cs_sums[level] += cs_sum
         ssim_sum += ss_sum
