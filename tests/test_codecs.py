@@ -154,15 +154,13 @@ def test_family_imports_no_codec_library():
 
 
 def test_default_set_is_read_off_the_codec_classes(tmp_path, monkeypatch):
-    """Classical codecs, rdbench-small (shipped weights), and zoo codecs only with cached weights."""
-    from rdbench.codecs.rdbench_small import shipped_weights
-
+    """The classical codecs, and zoo codecs only with cached weights; rdbench-small only when named."""
     monkeypatch.setenv("RDBENCH_WEIGHTS_ROOT", str(tmp_path / "weights"))
     specs, left_out = default_codec_specs()
-    shipped = ["rdbench-small"] if shipped_weights().is_file() else []
-    assert specs == list(CLASSICAL) + shipped
+    assert specs == list(CLASSICAL)
     assert set(left_out) == {name for name in BUILTIN if get_codec(name).in_default_set} - set(specs)
     assert "bmshj2018-hyperprior" in left_out and "balle2018" not in left_out
+    assert "rdbench-small" not in specs and "rdbench-small" not in left_out
 
 
 def test_plot_styles_follow_the_family():
