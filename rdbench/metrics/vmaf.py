@@ -19,7 +19,7 @@ What is measured, as JPEG AI's objective quality framework measures it:
 ffmpeg runs with a timeout (:data:`TIMEOUT_S`); a failure raises :class:`VmafError` with ffmpeg's
 stderr. Images with a side below :data:`VMAF_MIN_SIZE` px raise
 :class:`~rdbench.metrics.ImageTooSmallError` (libvmaf crashes on 16 px and scores tiny images
-erratically). Details: docs/metrics.md, section "JPEG AI metrics".
+erratically). Details: docs/metrics.md, section VMAF.
 """
 from __future__ import annotations
 

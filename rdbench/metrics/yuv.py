@@ -15,7 +15,7 @@ such a tie can fall either way. PSNR per plane is then ``10·log10(255² / MSE)`
 that one is BT.601 studio-range luma, unrounded (the original contract's column).
 
 The same Y plane feeds ``ms_ssim_y709`` (rdbench's exact MS-SSIM on one plane), VMAF and
-PSNR-HVS(-M). Details: docs/metrics.md, section "JPEG AI metrics".
+PSNR-HVS(-M). Details: docs/metrics.md, section "PSNR on BT.709 Y, U, V and MS-SSIM of Y".
 """
 from __future__ import annotations
 
