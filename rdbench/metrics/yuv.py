@@ -8,7 +8,7 @@ JPEG AI's objective quality framework (the CTC's metric scripts) turns an 8-bit 
     V = (R − Y) / 1.5748 + 127.5          (1.5748 = 2·(1 − 0.2126))
 
 on 0–255 RGB, each plane **rounded to 8-bit integers** (and clamped to 0–255). The arithmetic is
-exact (integers over 10000·18556·15748), rounded half to even, so a tie, such as U = V = 127.5 of
+exact (integer ratios, see :func:`_round`), rounded half to even, so a tie, such as U = V = 127.5 of
 every grey pixel, always rounds the same way (to 128); the framework does it in float32, where
 such a tie can fall either way. PSNR per plane is then ``10·log10(255² / MSE)`` in float64,
 ``math.inf`` for identical planes (the framework writes 100). ``psnr_y709`` is not ``psnr_y``:
@@ -33,37 +33,36 @@ _DU, _DV = 18556, 15748
 _SCALE = 10000
 
 
-def _round_half_even(numerator: np.ndarray, denominator: int) -> np.ndarray:
-    """``round(numerator / denominator)`` for int64 arrays, ties to even, exactly."""
-    quotient, remainder = np.divmod(numerator, denominator)
-    twice = 2 * remainder
-    up = (twice > denominator) | ((twice == denominator) & (quotient % 2 == 1))
-    return quotient + up
+def _round(numerator: np.ndarray, denominator: int) -> np.ndarray:
+    """``round(numerator / denominator)`` to uint8 (clamped), ties to even, exactly.
+
+    ``numerator`` holds integers (as float64, exact below 2⁵³). The float quotient is correctly
+    rounded, so an exact tie k + ½ stays k + ½ (``rint`` takes it to even), and any other quotient
+    is at least 1/18556 away from a tie, far more than its rounding error (~1e-14).
+    """
+    return np.clip(np.rint(numerator / denominator), 0, 255).astype(np.uint8)
 
 
 def yuv709_planes(image: np.ndarray) -> np.ndarray:
     """BT.709 full-range Y'CbCr of a uint8 (H, W, 3) RGB image: uint8 planes (3, H, W) = Y, U, V."""
-    rgb = image.astype(np.int64)
-    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    y_num = _KR * r + _KG * g + _KB * b  # Y·10000
+    r, g, b = (image[..., c].astype(np.float64) for c in range(3))
+    y_num = _KR * r + _KG * g + _KB * b  # 10000·Y, an exact integer in float64
     # U = (B − Y)/1.8556 + 127.5 = (10000·B − 10000·Y + 127.5·18556) / 18556, all integers;
     # likewise V with R and 15748.
     u_num = _SCALE * b - y_num + (255 * _DU) // 2
     v_num = _SCALE * r - y_num + (255 * _DV) // 2
-    planes = np.stack([_round_half_even(y_num, _SCALE), _round_half_even(u_num, _DU), _round_half_even(v_num, _DV)])
-    return np.clip(planes, 0, 255).astype(np.uint8)
+    return np.stack([_round(y_num, _SCALE), _round(u_num, _DU), _round(v_num, _DV)])
 
 
 def y709_plane(image: np.ndarray) -> np.ndarray:
     """The uint8 (H, W) BT.709 full-range Y plane of a uint8 (H, W, 3) RGB image (as :func:`yuv709_planes`)."""
-    rgb = image.astype(np.int64)
-    y_num = _KR * rgb[..., 0] + _KG * rgb[..., 1] + _KB * rgb[..., 2]
-    return np.clip(_round_half_even(y_num, _SCALE), 0, 255).astype(np.uint8)
+    r, g, b = (image[..., c].astype(np.float64) for c in range(3))
+    return _round(_KR * r + _KG * g + _KB * b, _SCALE)
 
 
 def _plane_psnr(x: np.ndarray, y: np.ndarray) -> float:
-    diff = x.astype(np.int64) - y.astype(np.int64)
-    return psnr_from_mse(float(np.einsum("ij,ij->", diff, diff)) / diff.size)
+    diff = x.astype(np.int32) - y.astype(np.int32)
+    return psnr_from_mse(float(np.einsum("ij,ij->", diff, diff, dtype=np.int64)) / diff.size)
 
 
 def psnr_yuv709(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
