@@ -22,7 +22,7 @@ default would take the BT.601 Y of YIQ.
 
 **Why written here.** No well-kept library has NLPD without heavy dependencies: piq has none, pyiqa's
 (the reference, float32) comes with transformers, timm, OpenCV and more as hard requirements, and
-IQA_pytorch is unmaintained since 2020. It is short: numpy/scipy in float64, ~25 ms per Kodak pair.
+IQA_pytorch is unmaintained since 2020. It is short: numpy/scipy in float64, ~45 ms per Kodak pair.
 """
 from __future__ import annotations
 

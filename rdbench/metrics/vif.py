@@ -22,7 +22,7 @@ given RGB would use BT.601 weights, 0.299/0.587/0.114; rdbench passes the BT.709
 value equals it in float64 to ~1e-14, ``tests/test_jpeg_ai_metrics_a.py``), but its 2-D ``conv2d``
 takes 2.7 s per 768×512 Kodak pair in float64 on one thread, and in float32 (0.17 s) its variances
 E[x²] − E[x]² lose digits: up to 1.1e-4 from float64 on Kodak at JPEG q20. The window is separable,
-so here it is two 1-D passes in float64 with scipy: ~70 ms per Kodak pair.
+so here it is two 1-D passes in float64 with scipy: ~85 ms per Kodak pair.
 """
 from __future__ import annotations
 
