@@ -12,8 +12,9 @@ References, and the tolerance each is held to (the float64 Kodak figures are in 
   published algorithm written out below in numpy/scipy (1e-10).
 - NLPD: pyiqa's ``NLPD`` run in float64 on the same plane (2e-8: its constants are float32).
 
-Tests needing a reference package skip when it is not installed (none is in the ``test`` extra:
-pyiqa brings transformers, timm and OpenCV; sewar and piqa are small: ``pip install sewar piqa``).
+Tests needing a reference package skip when it is not installed. piq is a dependency and piqa is in
+the ``test`` extra; pyiqa is not (it brings transformers, timm, OpenCV and more), nor sewar
+(``pip install pyiqa sewar`` for the rest).
 """
 from __future__ import annotations
 
