@@ -18,6 +18,7 @@ __all__ = [
     "BD_AVERAGES",
     "DEFAULT_METRICS",
     "METRICS",
+    "expand_sets",
     "METRIC_SETS",
     "Column",
     "Metric",
@@ -181,11 +182,19 @@ METRICS: dict[str, Metric] = {
     )
 }
 
-#: Named metric sets ``--metrics`` accepts besides single names, expanded in place.
-METRIC_SETS: dict[str, tuple[str, ...]] = {}
+#: Named metric sets ``--metrics`` accepts besides single names, expanded in place. ``jpeg-ai``: the
+#: objective metrics of JPEG AI's common test conditions (PSNR of Y, U, V; MS-SSIM, VIF, FSIM, NLPD,
+#: IW-SSIM, VMAF, PSNR-HVS-M), each computed as docs/metrics.md states, beside rdbench's defaults.
+METRIC_SETS: dict[str, tuple[str, ...]] = {
+    "jpeg-ai": ("psnr_rgb", "psnr_yuv709", "ms_ssim_y709", "vif", "fsim", "nlpd", "iw_ssim", "vmaf", "psnr_hvs_m"),
+}
 
-#: BD-rate averages bd_rate.csv adds per codec: name → the BD columns averaged.
-BD_AVERAGES: dict[str, tuple[str, ...]] = {}
+#: BD-rate averages bd_rate.csv adds per codec: name → the BD columns averaged. ``jpeg-ai-mean``:
+#: the mean of the BD-rates over JPEG AI's seven perceptual metrics (its summary figure; the
+#: PSNRs of Y, U and V keep their own rows).
+BD_AVERAGES: dict[str, tuple[str, ...]] = {
+    "jpeg-ai-mean": ("ms_ssim_y709_db", "vif", "fsim", "nlpd", "iw_ssim", "vmaf", "psnr_hvs_m"),
+}
 
 #: What a run computes unless ``--metrics`` says otherwise.
 DEFAULT_METRICS: tuple[str, ...] = ("psnr_rgb", "psnr_y", "ms_ssim_rgb")
@@ -201,13 +210,20 @@ def get_metric(name: str) -> Metric:
 def parse_metrics(names: Sequence[str]) -> tuple[str, ...]:
     """Validated metric names in the order given, sets expanded, duplicates dropped; MetricError names
     the first unknown."""
-    out: list[str] = []
-    for name in (n for given in names for n in METRIC_SETS.get(given, (given,))):
+    out = expand_sets(names)
+    for name in out:
         get_metric(name)
-        if name not in out:
-            out.append(name)
     if not out:
         raise MetricError(f"no metric given; known: {', '.join(METRICS)}")
+    return tuple(out)
+
+
+def expand_sets(names: Sequence[str]) -> tuple[str, ...]:
+    """``names`` with every metric set replaced by its members, duplicates dropped (nothing validated)."""
+    out: list[str] = []
+    for name in (n for given in names for n in METRIC_SETS.get(given, (given,))):
+        if name not in out:
+            out.append(name)
     return tuple(out)
 
 

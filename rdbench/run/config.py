@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rdbench.metrics.registry import DEFAULT_METRICS, MetricError, parse_metrics
+from rdbench.metrics.registry import DEFAULT_METRICS, MetricError, expand_sets, parse_metrics
 
 __all__ = ["ConfigError", "RunConfig"]
 
@@ -53,8 +53,9 @@ class RunConfig:
     strict: bool = False
 
     def __post_init__(self) -> None:  # lists (JSON, Luigi's tuples) become tuples, so the config hashes
-        for name in ("datasets", "codecs", "metrics", "reference"):
+        for name in ("datasets", "codecs", "reference"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
+        object.__setattr__(self, "metrics", expand_sets(self.metrics))  # "jpeg-ai" → its metrics
         ladders = {str(k): tuple(float(q) for q in v) for k, v in dict(self.qualities).items()}
         object.__setattr__(self, "qualities", ladders)
 
