@@ -11,12 +11,12 @@ Mismatched shapes, non-uint8 dtypes or non-RGB arrays raise ``ValueError``.
 """
 import importlib
 
-from rdbench.metrics.psnr import check_pair, luma, mse, psnr, psnr_from_mse, psnr_y
+from rdbench.metrics.psnr import ImageTooSmallError, check_pair, luma, mse, psnr, psnr_from_mse, psnr_y
 
 #: MS-SSIM names, imported on first use (PEP 562) so that importing the registry or PSNR does
 #: not import torch.
-_LAZY = {"MS_SSIM_MIN_SIZE", "ImageTooSmallError", "ms_ssim", "ms_ssim_db"}
-__all__ = sorted(_LAZY | {"check_pair", "luma", "mse", "psnr", "psnr_from_mse", "psnr_y"})
+_LAZY = {"MS_SSIM_MIN_SIZE", "ms_ssim", "ms_ssim_db"}
+__all__ = sorted(_LAZY | {"ImageTooSmallError", "check_pair", "luma", "mse", "psnr", "psnr_from_mse", "psnr_y"})
 
 
 def __getattr__(name: str):

@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rdbench.metrics.msssim import ImageTooSmallError
-from rdbench.metrics.psnr import check_pair
+from rdbench.metrics.psnr import check_min_size, check_pair
 
 __all__ = ["FSIM_MIN_SIZE", "fsim"]
 
@@ -34,9 +33,7 @@ def fsim(original: np.ndarray, decoded: np.ndarray) -> float:
     Raises :class:`~rdbench.metrics.ImageTooSmallError` when a side is below 6 px.
     """
     check_pair(original, decoded)
-    if min(original.shape[:2]) < FSIM_MIN_SIZE:
-        raise ImageTooSmallError(f"image is {original.shape[1]}x{original.shape[0]} px (WxH); "
-                                 f"FSIM needs both sides >= {FSIM_MIN_SIZE} px")
+    check_min_size(original, FSIM_MIN_SIZE, "FSIM")
     import piq
     import torch
 

@@ -23,8 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rdbench.metrics.msssim import ImageTooSmallError
-from rdbench.metrics.psnr import check_pair
+from rdbench.metrics.psnr import check_min_size, check_pair
 from rdbench.metrics.yuv import y709_plane
 
 __all__ = ["IWSSIM_MIN_SIZE", "iw_ssim"]
@@ -40,9 +39,7 @@ def iw_ssim(original: np.ndarray, decoded: np.ndarray) -> float:
     Raises :class:`~rdbench.metrics.ImageTooSmallError` when a side is below 161 px.
     """
     check_pair(original, decoded)
-    if min(original.shape[:2]) < IWSSIM_MIN_SIZE:
-        raise ImageTooSmallError(f"image is {original.shape[1]}x{original.shape[0]} px (WxH); "
-                                 f"IW-SSIM needs both sides >= {IWSSIM_MIN_SIZE} px")
+    check_min_size(original, IWSSIM_MIN_SIZE, "IW-SSIM")
     import piq
     import torch
 

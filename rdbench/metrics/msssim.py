@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rdbench.metrics.psnr import check_pair
+from rdbench.metrics.psnr import ImageTooSmallError, check_pair
 
 WIN_SIZE = 11
 WIN_SIGMA = 1.5
@@ -37,9 +37,6 @@ _HALO = WIN_SIZE - 1  # valid filtering shortens each side by 10
 # per-op overhead stays small, small enough that a strip's maps stay in cache (~3 MB).
 _STRIP_SAMPLES = 32 * 768
 
-
-class ImageTooSmallError(ValueError):
-    """The image is too small for 5-scale MS-SSIM (shortest side < :data:`MS_SSIM_MIN_SIZE`)."""
 
 
 @functools.lru_cache(maxsize=1)

@@ -29,8 +29,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import convolve, correlate1d
 
-from rdbench.metrics.msssim import ImageTooSmallError
-from rdbench.metrics.psnr import check_pair
+from rdbench.metrics.psnr import check_min_size, check_pair
 from rdbench.metrics.yuv import y709_plane
 
 __all__ = ["NLPD_MIN_SIZE", "nlpd", "nlpd_planes"]
@@ -98,7 +97,5 @@ def nlpd(original: np.ndarray, decoded: np.ndarray) -> float:
     Raises :class:`~rdbench.metrics.ImageTooSmallError` when a side is below 32 px.
     """
     check_pair(original, decoded)
-    if min(original.shape[:2]) < NLPD_MIN_SIZE:
-        raise ImageTooSmallError(f"image is {original.shape[1]}x{original.shape[0]} px (WxH); "
-                                 f"NLPD needs both sides >= {NLPD_MIN_SIZE} px")
+    check_min_size(original, NLPD_MIN_SIZE, "NLPD")
     return nlpd_planes(y709_plane(original) / 255.0, y709_plane(decoded) / 255.0)

@@ -20,6 +20,17 @@ _LUMA_OFFSET = 16.0
 _LUMA_WEIGHTS = tuple(w / 255.0 for w in (65.481, 128.553, 24.966))
 
 
+class ImageTooSmallError(ValueError):
+    """The image is below a metric's minimum size; the metric's value is then null (not an error row)."""
+
+
+def check_min_size(image: np.ndarray, minimum: int, metric: str) -> None:
+    """Raise :class:`ImageTooSmallError` unless both sides of ``image`` are at least ``minimum`` px."""
+    height, width = image.shape[:2]
+    if min(height, width) < minimum:
+        raise ImageTooSmallError(f"image is {width}x{height} px (WxH); {metric} needs both sides >= {minimum} px")
+
+
 def check_pair(a: np.ndarray, b: np.ndarray) -> None:
     """Raise ``ValueError`` unless ``a`` and ``b`` are uint8 arrays of one shape ``(H, W, 3)``."""
     for name, image in (("a", a), ("b", b)):

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import correlate1d
 
-from rdbench.metrics.msssim import WIN_SIZE, ImageTooSmallError, gaussian_window
-from rdbench.metrics.psnr import check_pair
+from rdbench.metrics.msssim import WIN_SIZE, gaussian_window
+from rdbench.metrics.psnr import check_min_size, check_pair
 
 __all__ = ["SSIM_MIN_SIZE", "ssim"]
 
@@ -32,8 +32,7 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     Raises :class:`~rdbench.metrics.ImageTooSmallError` when a side is below 11 px.
     """
     check_pair(a, b)
-    if min(a.shape[:2]) < SSIM_MIN_SIZE:
-        raise ImageTooSmallError(f"image is {a.shape[1]}x{a.shape[0]} px (WxH); SSIM needs both sides >= {SSIM_MIN_SIZE} px")
+    check_min_size(a, SSIM_MIN_SIZE, "SSIM")
     x = a.transpose(2, 0, 1).astype(np.float64)
     y = b.transpose(2, 0, 1).astype(np.float64)
     mu_x, mu_y = _blur(x), _blur(y)

@@ -31,8 +31,7 @@ from functools import lru_cache
 import numpy as np
 from scipy.ndimage import correlate1d
 
-from rdbench.metrics.msssim import ImageTooSmallError
-from rdbench.metrics.psnr import check_pair
+from rdbench.metrics.psnr import check_min_size, check_pair
 from rdbench.metrics.yuv import y709_plane
 
 __all__ = ["VIF_MIN_SIZE", "vif", "vif_planes"]
@@ -97,7 +96,5 @@ def vif(original: np.ndarray, decoded: np.ndarray) -> float:
     Raises :class:`~rdbench.metrics.ImageTooSmallError` when a side is below 41 px.
     """
     check_pair(original, decoded)
-    if min(original.shape[:2]) < VIF_MIN_SIZE:
-        raise ImageTooSmallError(f"image is {original.shape[1]}x{original.shape[0]} px (WxH); "
-                                 f"VIF needs both sides >= {VIF_MIN_SIZE} px")
+    check_min_size(original, VIF_MIN_SIZE, "VIF")
     return vif_planes(y709_plane(original).astype(np.float64), y709_plane(decoded).astype(np.float64))
