@@ -49,7 +49,8 @@ class BenchmarkParams(luigi.Task):
     limit = luigi.OptionalIntParameter(default=None, description="at most this many images per dataset")
     images_per_shard = luigi.OptionalIntParameter(default=None, description="images per shard; auto")
     metrics = TextListParameter(default=list(DEFAULT_METRICS), description="metrics to compute: " + ", ".join(METRICS))
-    anchor = luigi.Parameter(default="jpeg", description="codec NAME that BD-rates are measured against")
+    anchor = luigi.Parameter(default="jpeg", description="codec NAME that BD-rates are measured against, or ref:SLUG "
+                                                              "for a published curve (ref:vtm on Kodak)")
     reference = TextListParameter(default=[], description="published curves to overlay (slugs or 'all')")
     reference_dataset = luigi.Parameter(default="", description="published table for the overlays of a folder: dataset")
     strict = luigi.BoolParameter(default=False, description="fail the run if any item failed")

@@ -68,7 +68,7 @@ def test_merged_bd_rate_equals_the_like_for_like_run(runs, caplog):
     with caplog.at_level(logging.WARNING, logger="rdbench.reports"):
         report = build_report([runs["codec"], runs["anchor"]], out_dir=out)
     merged, like = _bd(out).set_index("metric"), _bd(runs["both"]).set_index("metric")
-    assert list(_bd(out).columns) == BD_COLUMNS and BD_COLUMNS[-1] == "n_images"
+    assert list(_bd(out).columns) == BD_COLUMNS and BD_COLUMNS[-2:] == ["n_images", "anchor_source"]
     naive = compute_bd_rates(read_summary(out / "summary.csv")).set_index("metric")  # the curves as summarised
     for metric in ("psnr_rgb", "ms_ssim_db"):
         m, l = merged.loc[metric], like.loc[metric]

@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_dirs", nargs="*", metavar="RUN_DIR", help="run folder(s) holding results/*.parquet")
     parser.add_argument("--out", metavar="DIR", help="output folder (default: the run folder; required for several)")
     parser.add_argument("--anchor", default=DEFAULT_ANCHOR,
-                        help="codec name (or full spec) BD-rates are measured against (default: %(default)s)")
+                        help="codec name (or full spec) BD-rates are measured against, or ref:SLUG for a published "
+                             "curve, e.g. ref:vtm on Kodak (default: %(default)s)")
     parser.add_argument("--reference", default="", metavar="LIST",
                         help="published curves to overlay in grey: method slugs as a JSON list or comma-separated, "
                              "or all; --list-references prints the slugs")

@@ -13,6 +13,13 @@ over exactly those images (``n_images``), so every point of both curves averages
 codec and an anchor that share no image get empty values and a ``reason``. Without results (a
 summary table alone) the summary curves are compared as they are and ``n_images`` is the smallest
 per-point image count of the two.
+
+**Published anchors.** ``anchor="ref:SLUG"`` (e.g. ``ref:vtm`` on Kodak) compares every codec of
+the run with the published curve SLUG of the dataset's reference table
+(:mod:`rdbench.reports.reference`), over the overlap, on the metrics that table holds (PSNR-RGB
+and MS-SSIM); ``anchor_source`` names the table and curve. The run's curves are its summary means
+over all its images, the published ones means over the set the table names: ``n_images`` is the
+codec's image count, so a subset shows.
 """
 from __future__ import annotations
 
@@ -20,12 +27,14 @@ import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from rdbench.metrics.registry import BD_AVERAGES, column, columns
+
+from .reference import describe_curve, reference_anchor_slug, reference_curve, reference_set_for
 
 BD_COLUMNS = [
     "dataset",
@@ -40,6 +49,7 @@ BD_COLUMNS = [
     "n_points",
     "reason",
     "n_images",  # extension after the contract's columns: the images both curves were computed over
+    "anchor_source",  # extension: "run" (a codec of the run) or the published table and curve of a ref: anchor
 ]
 BD_METRICS = tuple(c.name for c in columns() if c.bd)  # the metric registry's BD-rate columns
 #: The BD-rate columns every table has (the contract's); the others only when the run computed them.
@@ -207,9 +217,13 @@ def compute_bd_rates(
     metrics: Sequence[str] | None = None,
     interpolation: str = INTERPOLATION,
     results: pd.DataFrame | None = None,
+    reference_tables: Mapping[str, str | None] | None = None,
 ) -> pd.DataFrame:
     """The ``bd_rate.csv`` table (see the module docstring) from a summary table, like for like
     over the shared images when the per-image ``results`` rows are given.
+
+    ``reference_tables`` (dataset → reference table) serves a ``ref:SLUG`` anchor; a dataset not
+    in it gets the table of its name.
 
     ``metrics`` default: :func:`bd_metrics`. A lower-is-better metric (NLPD, LPIPS) is compared on
     its negation, so a negative BD-rate always means fewer bits at equal quality; its ``bd_metric``
@@ -217,6 +231,10 @@ def compute_bd_rates(
     metric set) follow each codec's rows when the run computed any of their metrics.
     """
     metrics = bd_metrics(summary) if metrics is None else list(metrics)
+    slug = reference_anchor_slug(anchor)
+    if slug is not None:
+        rows = _against_reference(summary, slug, reference_tables or {}, metrics, interpolation)
+        return _table_of(rows + _averages(rows, metrics, interpolation))
     rows = []
     usable = summary[summary["n_images"] > 0] if "n_images" in summary else summary
     for dataset in sorted(summary["dataset"].astype(str).unique()):
@@ -280,15 +298,57 @@ def compute_bd_rates(
                         "n_points": res.n_points,
                         "reason": res.reason,
                         "n_images": n_images,
+                        "anchor_source": "run",
                     }
                 )
-    rows += _averages(rows, metrics, interpolation)
+    return _table_of(rows + _averages(rows, metrics, interpolation))
+
+
+def _table_of(rows: list[dict]) -> pd.DataFrame:
     table = pd.DataFrame(rows, columns=BD_COLUMNS)
     for c in ("bd_rate_percent", "bd_metric", "bpp_min", "bpp_max"):
         table[c] = table[c].astype("float64")
     for c in ("n_points", "n_images"):
         table[c] = table[c].astype("int64")
     return table
+
+
+def _against_reference(summary: pd.DataFrame, slug: str, tables: Mapping[str, str | None],
+                       metrics: Sequence[str], interpolation: str) -> list[dict]:
+    """bd_rate.csv rows of every codec against the published curve ``slug`` (see the module docstring)."""
+    rows = []
+    usable = summary[summary["n_images"] > 0] if "n_images" in summary else summary
+    for dataset in sorted(summary["dataset"].astype(str).unique()):
+        table = tables[dataset] if dataset in tables else reference_set_for(dataset)
+        curve = reference_curve(table, slug) if table else pd.DataFrame()
+        source = describe_curve(table, slug) if table else "published: no table for this dataset"
+        in_ds = usable[usable["dataset"].astype(str) == dataset]
+        for spec in sorted(summary.loc[summary["dataset"].astype(str) == dataset, "codec"].astype(str).unique()):
+            test = in_ds[in_ds["codec"].astype(str) == spec]
+            n_images = int(test["n_images"].min()) if "n_images" in test and len(test) else 0
+            for metric in metrics:
+                sign = 1.0 if column(metric).higher_is_better else -1.0
+                if not table:
+                    res = BDResult(None, None, None, None, 0, f"no published table for dataset {dataset!r}",
+                                   interpolation)
+                elif curve.empty:
+                    res = BDResult(None, None, None, None, 0, f"the {table} table has no curve {slug!r}",
+                                   interpolation)
+                elif metric not in curve or curve[metric].isna().all():
+                    res = BDResult(None, None, None, None, 0,
+                                   f"the published curve {slug!r} has no {metric} values", interpolation)
+                else:
+                    res = bd_compare(curve["bpp"], sign * curve[metric], test["bpp"], sign * test[metric],
+                                     interpolation)
+                rows.append({
+                    "dataset": dataset, "codec": spec, "anchor": f"ref:{slug}", "metric": metric,
+                    "bd_rate_percent": res.bd_rate_percent,
+                    "bd_metric": None if res.bd_metric is None else sign * res.bd_metric,
+                    "bpp_min": res.bpp_min, "bpp_max": res.bpp_max, "interpolation": res.interpolation,
+                    "n_points": res.n_points, "reason": res.reason, "n_images": n_images,
+                    "anchor_source": source,
+                })
+    return rows
 
 
 def _averages(rows: list[dict], metrics: Sequence[str], interpolation: str) -> list[dict]:
@@ -301,8 +361,8 @@ def _averages(rows: list[dict], metrics: Sequence[str], interpolation: str) -> l
     for name, averaged in BD_AVERAGES.items():
         if not set(averaged) & (set(metrics) - set(CONTRACT_BD_METRICS)):
             continue
-        pairs = dict.fromkeys((r["dataset"], r["codec"], r["anchor"]) for r in rows)
-        for dataset, codec, anchor in pairs:
+        pairs = dict.fromkeys((r["dataset"], r["codec"], r["anchor"], r["anchor_source"]) for r in rows)
+        for dataset, codec, anchor, source in pairs:
             mine = {r["metric"]: r for r in rows if (r["dataset"], r["codec"]) == (dataset, codec)}
             values = {m: mine[m]["bd_rate_percent"] for m in averaged if m in mine}
             missing = [m for m in averaged if values.get(m) is None or not math.isfinite(values[m])]
@@ -314,6 +374,7 @@ def _averages(rows: list[dict], metrics: Sequence[str], interpolation: str) -> l
                 "reason": (f"mean of the BD-rates over {', '.join(averaged)}" if not missing
                            else f"no mean: no BD-rate for {', '.join(missing)}"),
                 "n_images": min((mine[m]["n_images"] for m in values), default=0),
+                "anchor_source": source,
             })
     return out
 
@@ -335,10 +396,12 @@ def write_bd_rate(
     anchor: str = DEFAULT_ANCHOR,
     interpolation: str = INTERPOLATION,
     results: pd.DataFrame | None = None,
+    reference_tables: Mapping[str, str | None] | None = None,
 ) -> pd.DataFrame:
     """Compute the BD table (like for like when ``results`` are given) and write it as CSV;
     returns the table."""
-    table = compute_bd_rates(summary, anchor=anchor, interpolation=interpolation, results=results)
+    table = compute_bd_rates(summary, anchor=anchor, interpolation=interpolation, results=results,
+                             reference_tables=reference_tables)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(path, index=False)

@@ -12,8 +12,9 @@ from .checks import curve_image_notes, curves_table, differing_image_sets, log_w
 from .html import render_report
 from .labels import display_names
 from .plots import make_plots
-from .reference import (REFERENCE_IMAGE_COUNTS, ReferenceChoice, method_labels, normalize_selection, reference_plan,
-                        resolve_reference_dataset)
+from .reference import (REFERENCE_IMAGE_COUNTS, ReferenceChoice, check_reference_anchor, method_labels,
+                        normalize_selection, reference_anchor_slug, reference_plan, resolve_reference_dataset,
+                        table_for)
 from .runs import load_runs
 from .summary import write_summary
 
@@ -34,7 +35,8 @@ def build_report(
     and in the log. ``reference`` selects published curves to overlay (slugs, ``["all"]`` or
     empty); a dataset gets the table of its catalogued name, of the catalogued set its files are
     byte-identical to, or else of ``reference_dataset`` (a table name such as ``kodak``). An
-    unknown slug or reference dataset raises ValueError before anything is written. Nothing is
+    ``anchor`` written ``ref:SLUG`` is that published curve of the dataset's table. An unknown
+    slug, reference dataset or published anchor raises ValueError before anything is written. Nothing is
     recomputed from images: only the Parquet rows are read.
     """
     if isinstance(run_dirs, (str, os.PathLike)):
@@ -51,9 +53,15 @@ def build_report(
     resolve_reference_dataset(reference_dataset)
 
     data = load_runs(run_dirs)
+    reference_tables = None
+    if reference_anchor_slug(anchor) is not None:  # a published anchor: refuse one no dataset has, before writing
+        in_run = sorted({str(d) for frame in (data.results, data.errors) if "dataset" in frame for d in frame["dataset"]})
+        check_reference_anchor(anchor, in_run, reference_dataset)
+        reference_tables = {d: table_for(d, reference_dataset)[0] for d in in_run}
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = write_summary(data.results, data.errors, out_dir / "summary.csv", data.set_metrics)
-    bd = write_bd_rate(summary, out_dir / "bd_rate.csv", anchor=anchor, results=data.results)
+    bd = write_bd_rate(summary, out_dir / "bd_rate.csv", anchor=anchor, results=data.results,
+                       reference_tables=reference_tables)
     datasets = sorted(summary["dataset"].astype(str).unique()) if len(summary) else []
     plan = reference_plan(datasets, selection, reference_dataset) if selection else {}
     drawn: dict[str, set[str]] = {}

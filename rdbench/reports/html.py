@@ -326,15 +326,22 @@ def render_report(
 
     parts.append('<h2 id="bd-rate">BD-rate</h2>')
     anchor_shown = names.get(anchor, anchor)
+    if str(anchor).startswith("ref:"):
+        sources = sorted(set(bd["anchor_source"].astype(str))) if "anchor_source" in bd and len(bd) else []
+        against = (f"Against the published curve <code>{esc(anchor)}</code> ({esc('; '.join(sources))}), "
+                   "measured by others on their own software versions: each codec's curve is its mean over its "
+                   "n_images images, the published one a mean over the set its table names. Negative bd_rate_percent: ")
+    else:
+        against = (f"Against the anchor codec <code>{esc(anchor_shown)}</code>, like for like: each row "
+                   "is computed over the n_images images that the codec and the anchor both have at every quality "
+                   "point, both curves recomputed as means over exactly those images. Negative bd_rate_percent: ")
     parts.append(
-        f"<p class=\"note\">Against the anchor codec <code>{esc(anchor_shown)}</code>, like for like: each row "
-        "is computed over the n_images images that the codec and the anchor both have at every quality point, "
-        "both curves recomputed as means over exactly those images. Negative bd_rate_percent: "
+        f"<p class=\"note\">{against}"
         "fewer bits than the anchor at equal quality (integrated over the overlapping metric range); "
         "bd_metric: quality gain in dB at equal rate over the overlapping bpp range [bpp_min, bpp_max]. "
         "Empty values come with a reason. Also in bd_rate.csv (full codec specs).</p>"
     )
-    bd_columns = list(bd.columns)
+    bd_columns = [c for c in bd.columns if c != "anchor_source"]  # said once, in the note above
     if "n_images" in bd_columns and "anchor" in bd_columns:  # shown next to the codecs it is about
         bd_columns.remove("n_images")
         bd_columns.insert(bd_columns.index("anchor") + 1, "n_images")

@@ -288,6 +288,55 @@ def check_reference(selection: Sequence[str] | str | None, datasets: Sequence[st
         )
 
 
+#: An anchor written ``ref:SLUG`` is the published curve SLUG rather than a codec of the run.
+REFERENCE_ANCHOR_PREFIX = "ref:"
+
+
+def reference_anchor_slug(anchor: str) -> str | None:
+    """The published method an anchor names (``ref:vtm`` → ``vtm``), or None for a codec anchor."""
+    anchor = str(anchor).strip()
+    if not anchor.startswith(REFERENCE_ANCHOR_PREFIX):
+        return None
+    return anchor[len(REFERENCE_ANCHOR_PREFIX):].strip()
+
+
+def reference_curve(table: str, slug: str) -> pd.DataFrame:
+    """One published curve (columns REFERENCE_COLUMNS), sorted by bpp; empty when the table lacks it."""
+    rows = _table(table)
+    return rows[rows["method"] == slug].sort_values("bpp").reset_index(drop=True)
+
+
+def describe_curve(table: str, slug: str) -> str:
+    """Where a published anchor curve comes from, for bd_rate.csv's ``anchor_source``."""
+    curve = reference_curve(table, slug)
+    label = str(curve["label"].iloc[0]) if len(curve) else slug
+    source = str(curve["source"].iloc[0]) if len(curve) else "?"
+    return (f"published: {table} table, method {slug} ({label}; {source}), "
+            f"means over {REFERENCE_IMAGES.get(table, table)}")
+
+
+def check_reference_anchor(anchor: str, datasets: Sequence[str], reference_dataset: str = "") -> None:
+    """Refuse, with a one-line ValueError, a ``ref:SLUG`` anchor that some dataset has no curve of.
+
+    Each dataset needs a published table (by name, by content, or through ``reference_dataset``)
+    holding SLUG. A codec anchor passes unchecked.
+    """
+    slug = reference_anchor_slug(anchor)
+    if slug is None:
+        return
+    known = known_methods()
+    if slug not in known:
+        raise ValueError(f"unknown published curve {anchor!r}; give ref:SLUG with SLUG one of: {', '.join(known)}")
+    resolve_reference_dataset(reference_dataset)
+    for dataset in datasets:
+        table, _, _ = table_for(str(dataset), reference_dataset)
+        if table is None:
+            raise ValueError(f"{anchor!r}: dataset {dataset!r} has no published table (tables exist for "
+                             f"{', '.join(REFERENCE_SETS)}; --reference-dataset NAME applies one to a copy of such a set)")
+        if slug not in methods_in(table):
+            raise ValueError(f"{anchor!r}: the {table} table (dataset {dataset!r}) has no curve {slug!r}")
+
+
 def load_reference(dataset: str, reference: Sequence[str] | str | None, table: str | None = "") -> pd.DataFrame:
     """The selected reference points for ``dataset`` (columns REFERENCE_COLUMNS).
 

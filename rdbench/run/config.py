@@ -130,7 +130,10 @@ class RunConfig:
                     instances[0].check_quality(quality)
                 except CodecSpecError as exc:
                     raise ConfigError(f"--qualities: {exc}") from None
-        # The default anchor may be absent from a run (its BD-rates are then empty, with the reason).
+        # The default anchor may be absent from a run (its BD-rates are then empty, with the reason);
+        # a published anchor (ref:SLUG) is checked with the reference curves.
+        if self.anchor.startswith("ref:"):
+            return
         if self.anchor not in codecs and self.anchor not in specs and self.anchor != DEFAULT_ANCHOR:
             raise ConfigError(f"--anchor: {self.anchor!r} is not a codec of the run; give one of: {', '.join(codecs)}")
 
@@ -152,12 +155,16 @@ class RunConfig:
                 raise ConfigError(f"--metrics: {_one_line(exc)}") from None
 
     def _check_reports(self) -> None:
-        from rdbench.reports.reference import check_reference
+        from rdbench.reports.reference import check_reference, check_reference_anchor
 
         try:  # unknown slugs, and slugs that no dataset of the run has a published table for
             check_reference(list(self.reference), list(self.datasets), self.reference_dataset)
         except ValueError as exc:
             raise ConfigError(f"--reference: {_one_line(exc)}") from None
+        try:  # a published anchor (ref:SLUG) that some dataset of the run has no curve of
+            check_reference_anchor(self.anchor, list(self.datasets), self.reference_dataset)
+        except ValueError as exc:
+            raise ConfigError(f"--anchor: {_one_line(exc)}") from None
 
     def _check_device(self) -> None:
         from rdbench.device import DeviceError, resolve_device
