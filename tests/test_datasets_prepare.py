@@ -20,7 +20,7 @@ from rdbench.datasets import catalog, get_dataset
 from rdbench.datasets.base import DatasetError
 from rdbench.datasets.catalog import CatalogEntry, Checksum, SourceFile
 from rdbench.datasets.extract import ArchiveError, UnsafeArchiveError, iter_extract, safe_extract
-from rdbench.datasets.fetch import fetch_dataset
+from rdbench.datasets.fetch import fetch_dataset, trusted_sha256
 from rdbench.datasets.prepare import load_prepared, manifest_path, prepare_dataset, verify_prepared
 from rdbench.images import load_image
 
@@ -366,3 +366,44 @@ def test_incomplete_or_corrupt_prepared_dataset(tmp_path, register, mixed_zip):
     (root / "manifest.json").write_text("{not json")
     with pytest.raises(DatasetError, match="corrupt"):
         load_prepared("t-incomplete", tmp_path)
+
+
+# ---------------------------------------------------------------------------- Tecnick and DIV2K
+
+
+def test_tecnick_takes_the_rgb_originals_at_any_depth_and_trusts_on_first_use(tmp_path, monkeypatch):
+    """The catalogued ``tecnick`` entry, served from 127.0.0.1: only RGB/RGB_OR_1200x1200 images are
+    taken, whatever the archive's top folder; its unpublished checksum is recorded, then enforced."""
+    monkeypatch.delenv(catalog.MIRROR_ENV, raising=False)
+    rng = np.random.default_rng(2)
+    originals = {f"RGB_OR_1200x1200_{i:03d}": rng.integers(0, 256, (12, 12, 3), dtype=np.uint8) for i in (1, 2)}
+    members = {f"testimages/RGB/RGB_OR_1200x1200/{name}.png": _png(a) for name, a in originals.items()}
+    members["testimages/RGB/RGB_R02_0600x0600/RGB_R02_0600x0600_001.png"] = _png(originals["RGB_OR_1200x1200_001"][::2, ::2])
+    members["testimages/GRAY/GRAY_OR_1200x1200/GRAY_OR_1200x1200_001.png"] = _png(originals["RGB_OR_1200x1200_001"][..., 0])
+    served = tmp_path / "srv" / "testimages.zip"
+    served.mkdir(parents=True)
+    _zip(served / "download", members)  # SourceForge's download URL ends in .../testimages.zip/download
+    data_root = tmp_path / "data"
+    with serve(tmp_path / "srv") as srv:
+        fetch_dataset("tecnick", data_root, mirror=srv.url, progressbar=False)
+    manifest = prepare_dataset("tecnick", data_root, workers=1)
+    assert [im.image_id for im in manifest.images] == sorted(originals)
+    assert manifest.warnings == ["expected 100 images, found 2"]
+    for image in load_prepared("tecnick", data_root).images:
+        assert np.array_equal(load_image(image.path), originals[image.image_id])
+    assert trusted_sha256(data_root, "tecnick_testimages.zip") == hashlib.sha256((served / "download").read_bytes()).hexdigest()
+
+    # a different file at the same URL is refused against the recorded digest
+    (data_root / "downloads" / "tecnick_testimages.zip").unlink()
+    _zip(served / "download", {**members, "testimages/RGB/RGB_OR_1200x1200/extra.png": _png(originals["RGB_OR_1200x1200_002"])})
+    with serve(tmp_path / "srv") as srv, pytest.raises(DatasetError, match="sha256"):
+        fetch_dataset("tecnick", data_root, mirror=srv.url, progressbar=False)
+
+
+def test_div2k_entries_carry_the_published_checksums():
+    valid, train = catalog.get_entry("div2k-valid"), catalog.get_entry("div2k-train")
+    assert (valid.image_count, train.image_count) == (100, 800)
+    assert valid.sources[0].url == "https://data.vision.ee.ethz.ch/cvl/DIV2K/DIV2K_valid_HR.zip"
+    assert valid.sources[0].size == 448993893 and valid.sources[0].checksum.algorithm == "sha256"
+    assert valid.selects("DIV2K_valid_HR/0801.png") and not valid.selects("DIV2K_train_HR/0001.png")
+    assert valid.image_relpath("DIV2K_valid_HR/0801.png") == "0801.png"

@@ -109,7 +109,8 @@ class CatalogEntry:
     homepage: str
     access: str = "open"
     image_count: int | None = None
-    #: Path prefix inside the archives that holds this split's images (``None``: every image).
+    #: Path prefix inside the archives that holds this split's images (``None``: every image). A
+    #: leading ``**/`` matches it at any depth, for archives whose top folder is not documented.
     members: str | None = None
     #: Image file endings to take (case-insensitive); other members are ignored.
     extensions: tuple[str, ...] = (".png",)
@@ -133,17 +134,26 @@ class CatalogEntry:
     def has_archives(self) -> bool:
         return any(s.is_archive for s in self.sources)
 
+    def _members_end(self, relpath: str) -> int | None:
+        """Where the ``members`` prefix ends in ``relpath`` (0 without one); None when it is absent."""
+        if self.members is None:
+            return 0
+        if self.members.startswith("**/"):
+            folder = "/" + self.members[3:]
+            at = ("/" + relpath).find(folder)
+            return None if at < 0 else at + len(folder) - 1
+        return len(self.members) if relpath.startswith(self.members) else None
+
     def selects(self, relpath: str) -> bool:
         """True when an archive member (posix path) is one of this split's images."""
-        if self.members is not None and not relpath.startswith(self.members):
+        if self._members_end(relpath) is None:
             return False
         return relpath.lower().endswith(self.extensions)
 
     def image_relpath(self, relpath: str) -> str:
         """The member's path with the ``members`` prefix removed (the basis of its image id)."""
-        if self.members is not None and relpath.startswith(self.members):
-            relpath = relpath[len(self.members):]
-        return relpath.lstrip("/")
+        end = self._members_end(relpath)
+        return relpath[end or 0:].lstrip("/")
 
 
 def _join_url(base: str, path: str) -> str:
@@ -398,7 +408,43 @@ _BSDS500 = CatalogEntry(
     "evaluation set. The size (70,763,455 bytes) is reported by several sources; the sha256 by one.",
 )
 
-_BUILTIN: tuple[CatalogEntry, ...] = (_KODAK, *_CLIC2020, *_CLIC_LATER, *_CITYSCAPES, *_IMAGENET, _BSDS500)
+_TECNICK = CatalogEntry(
+    name="tecnick",
+    title="Tecnick TESTIMAGES, SAMPLING set: the RGB originals at 1200x1200",
+    sources=(SourceFile("https://sourceforge.net/projects/testimages/files/OLD/OLD_SAMPLING/",
+                        "testimages.zip/download", filename="tecnick_testimages.zip",
+                        size_hint="about 1 GB (not published)"),),
+    licence="CC BY-NC-SA 3.0 (Nicola Asuni, Tecnick.com; see the archive's LICENSE.TXT).",
+    homepage="https://testimages.org/sampling/",
+    image_count=100,
+    members="**/RGB/RGB_OR_1200x1200/",
+    notes=_TOFU_NOTE + " The archive also holds grey and reduced-size variants; only the RGB originals "
+    "(folder RGB/RGB_OR_1200x1200, at whatever depth) are taken. The count of 100 is what papers report.",
+)
+
+
+def _div2k(split: str, size: int, sha256: str, count: int) -> CatalogEntry:
+    folder = f"DIV2K_{split}_HR"
+    return CatalogEntry(
+        name=f"div2k-{split}",
+        title=f"DIV2K {split} set, high resolution ({count} images, 2K)",
+        sources=(SourceFile("https://data.vision.ee.ethz.ch/cvl/DIV2K/", f"{folder}.zip", size=size,
+                            checksum=Checksum("sha256", sha256, "tensorflow/datasets url_checksums/div2k.txt")),),
+        licence="For academic research only (NTIRE 2017 / DIV2K terms, ETH Zurich).",
+        homepage="https://data.vision.ee.ethz.ch/cvl/DIV2K/",
+        image_count=count,
+        members=f"{folder}/",
+        notes="PNG, about 2040 px on the longer side. Cite Agustsson and Timofte, CVPRW 2017.",
+    )
+
+
+_DIV2K = (
+    _div2k("valid", 448993893, "20dd31fd84d777bc1cf5d6b7654a3f569c0aec74458ae094122ad1d0489900fc", 100),
+    _div2k("train", 3530603713, "9d0b9c463f6e35b6c62cc6a930ee2224f670b34c1df841a57670f9acf0f6c335", 800),
+)
+
+_BUILTIN: tuple[CatalogEntry, ...] = (_KODAK, *_CLIC2020, *_CLIC_LATER, *_CITYSCAPES, *_IMAGENET, _BSDS500, _TECNICK,
+                                      *_DIV2K)
 
 _ENTRIES: dict[str, CatalogEntry] = {e.name: e for e in _BUILTIN}
 
