@@ -27,16 +27,19 @@ import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
-from rdbench.files import file_digests
+from rdbench.files import file_digests, file_lock, write_text_atomic
 
 __all__ = [
     "MIRROR_ENV",
+    "TRUST_FILE",
     "ChecksumMismatchError",
     "DownloadError",
     "ResumableHTTPDownloader",
     "digest_matches",
     "download",
     "mirror_url",
+    "read_trusted",
+    "record_trusted",
     "split_credentials",
     "verify_file",
 ]
@@ -45,6 +48,9 @@ log = logging.getLogger(__name__)
 
 #: Environment variable holding the base URL of a mirror for every download (datasets and weights).
 MIRROR_ENV = "RDBENCH_MIRROR"
+
+#: Trust-on-first-use records: ``sha256sum`` format, one line per file name, next to the files.
+TRUST_FILE = "TRUSTED-SHA256SUMS"
 
 #: The shortest digest prefix accepted as an expected checksum (``torch.hub`` file names carry 8).
 MIN_PREFIX = 8
@@ -296,3 +302,32 @@ def verify_file(path: str | os.PathLike, checksums: Mapping[str, str] | None = N
         if not digest_matches(digests[algorithm], expected):
             raise ChecksumMismatchError(name, algorithm, expected, digests[algorithm])
     return digests
+
+
+# --------------------------------------------------------------------------------------------
+# Trust on first use (files whose publisher gives no checksum)
+# --------------------------------------------------------------------------------------------
+
+
+def read_trusted(trust_file: str | os.PathLike) -> dict[str, str]:
+    """File name → sha256 recorded in ``trust_file`` (``sha256sum`` format); empty when absent."""
+    trusted: dict[str, str] = {}
+    try:
+        text = Path(trust_file).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return trusted
+    for line in text.splitlines():
+        digest, sep, fname = line.strip().partition("  ")
+        if sep and len(digest) == 64:
+            trusted[fname] = digest
+    return trusted
+
+
+def record_trusted(trust_file: str | os.PathLike, filename: str, digest: str) -> None:
+    """Record ``filename``'s sha256 in ``trust_file`` (under a lock, rewritten atomically), so
+    that later downloads of it are checked against this first one."""
+    path = Path(trust_file)
+    with file_lock(path.with_name(".trust.lock")):
+        trusted = read_trusted(path)
+        trusted[filename] = digest
+        write_text_atomic(path, "".join(f"{d}  {f}\n" for f, d in sorted(trusted.items())))

@@ -23,7 +23,7 @@ from rdbench import download
 from rdbench.datasets.base import DatasetError
 from rdbench.datasets.catalog import CatalogEntry, SourceFile, get_entry, mirror_url, prepare_command
 from rdbench.datasets.manifest import MANIFEST_NAME, read_manifest
-from rdbench.files import file_lock, write_json_atomic, write_text_atomic
+from rdbench.files import file_lock, write_json_atomic
 
 __all__ = [
     "ChecksumMismatchError",
@@ -44,7 +44,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: Trust-on-first-use sha256 records (``sha256sum`` format, paths relative to downloads/).
-TRUST_FILE = "TRUSTED-SHA256SUMS"
+TRUST_FILE = download.TRUST_FILE
 
 Progress = Callable[[float, str], None]
 
@@ -151,16 +151,7 @@ def _checksum_dict(source: SourceFile) -> dict | None:
 
 
 def _read_trust(path: Path) -> dict[str, str]:
-    trusted: dict[str, str] = {}
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return trusted
-    for line in text.splitlines():
-        digest, sep, fname = line.strip().partition("  ")
-        if sep and len(digest) == 64:
-            trusted[fname] = digest
-    return trusted
+    return download.read_trusted(path)
 
 
 def trusted_sha256(data_root: str | os.PathLike, filename: str) -> str | None:
@@ -186,11 +177,7 @@ def trusted_sha256(data_root: str | os.PathLike, filename: str) -> str | None:
 
 
 def _record_trust(data_root: str | os.PathLike, filename: str, digest: str) -> None:
-    path = downloads_dir(data_root) / TRUST_FILE
-    with file_lock(path.with_name(".trust.lock")):
-        trusted = _read_trust(path)
-        trusted[filename] = digest
-        write_text_atomic(path, "".join(f"{d}  {f}\n" for f, d in sorted(trusted.items())))
+    download.record_trusted(downloads_dir(data_root) / TRUST_FILE, filename, digest)
 
 
 # --------------------------------------------------------------------------------------------
