@@ -14,10 +14,11 @@ import apache_beam  # noqa: E402,F401
 _logging.getLogger().removeHandler(_quiet)
 
 from pipelines.benchmark import ComputeSetMetrics, EvaluateRun, ReportRun, RunBenchmark
+from pipelines.build import BuildCodec
 from pipelines.config import rdbench, set_retcode_defaults
 from pipelines.datasets import FetchDataset, PrepareDataset, PrepareDatasets
 from pipelines.training import TrainCodec
 
 set_retcode_defaults()
 
-__all__ = ["ComputeSetMetrics", "EvaluateRun", "FetchDataset", "PrepareDataset", "PrepareDatasets", "ReportRun", "RunBenchmark", "TrainCodec", "rdbench"]
+__all__ = ["BuildCodec", "ComputeSetMetrics", "EvaluateRun", "FetchDataset", "PrepareDataset", "PrepareDatasets", "ReportRun", "RunBenchmark", "TrainCodec", "rdbench"]
