@@ -63,9 +63,9 @@ class ConvBN(nn.Module):
         h, w = x.shape[-2:]
         if not self.transpose:
             (t, b), (l, r) = _same_pad(h, self.k, self.stride), _same_pad(w, self.k, self.stride)
-            if t or b or l or r:
-                x = F.pad(x, (l, r, t, b))
-            return F.conv2d(x, weight, bias, self.stride)
+            if t == b and l == r:  # the trunk's 3×3 convolutions: the convolution pads, no copy of x
+                return F.conv2d(x, weight, bias, self.stride, padding=(t, l))
+            return F.conv2d(F.pad(x, (l, r, t, b)), weight, bias, self.stride)
         y = F.conv_transpose2d(x, weight, bias, self.stride)
         crop = max(self.k - self.stride, 0) // 2  # TF keeps full[crop : crop + n·s]
         return y[..., crop : crop + h * self.stride, crop : crop + w * self.stride]
