@@ -195,3 +195,12 @@ def test_recipes_are_pinned_and_complete():
         assert recipe.sha256 is None or len(recipe.sha256) == 64
         assert recipe.executables and recipe.steps and "cmake" in recipe.tools
         assert all(isinstance(s.argv, tuple) for s in recipe.steps)
+
+
+def test_buildcodec_parameters_are_documented():
+    from pipelines import BuildCodec
+    from tests.test_docs import table_under
+
+    documented = [r[0].strip("`") for r in table_under("`BuildCodec` parameters")]
+    assert sorted(documented) == sorted("--" + n.replace("_", "-") for n, _ in BuildCodec.get_params())
+    assert {n for n in build.RECIPES if n != RECIPE.name} == {"bpg", "vtm", "vvenc", "aom"}
