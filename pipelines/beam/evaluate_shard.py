@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 
 import apache_beam as beam
@@ -38,9 +39,11 @@ class EvaluateShard(beam.DoFn):
 
     def setup(self):
         if self.threads:  # N worker processes on N cores: one thread each, not N² threads
-            import torch
-
-            torch.set_num_threads(self.threads)
+            if "torch" in sys.modules:
+                sys.modules["torch"].set_num_threads(self.threads)
+            else:  # torch reads these when (if ever) a learned codec or metric imports it: no import here
+                for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+                    os.environ[var] = str(self.threads)
         if self.weights_root:  # a worker on another machine does not inherit the launcher's environment
             from rdbench.codecs.weights import ENV_ROOT
 
