@@ -45,6 +45,7 @@ import numpy as np
 __all__ = [
     "BUILTIN",
     "CLASSICAL",
+    "EXTERNAL",
     "Codec",
     "CodecError",
     "CodecSpecError",
@@ -195,6 +196,13 @@ class Codec:
         """
         return True
 
+    def check_runnable(self) -> None:
+        """Raise :class:`CodecSpecError` (one line: what is missing and how to get it) when this codec
+        cannot run here at all, e.g. an external encoder that is not installed; the default does nothing.
+
+        Meant for validation before any work (external codecs: :mod:`rdbench.codecs.external`).
+        """
+
     def to(self, device: str) -> "Codec":
         """Move the codec to a torch device; classical codecs stay on the CPU."""
         return self
@@ -329,9 +337,14 @@ BUILTIN: dict[str, tuple[Family, str]] = {
     "balle2018": ("learned", "rdbench.codecs.seeds.balle2018:Balle2018"),
     "xiao2019": ("learned", "rdbench.codecs.seeds.xiao2019:Xiao2019"),
     "mentzer2018": ("learned", "rdbench.codecs.seeds.mentzer2018:Mentzer2018"),
+    "bpg": ("classical", "rdbench.codecs.bpg:BPG"),
+    "vtm": ("classical", "rdbench.codecs.vtm:VTM"),
+    "aom": ("classical", "rdbench.codecs.aom:AOM"),
 }
-#: The built-in classical codecs.
-CLASSICAL = tuple(name for name, (fam, _) in BUILTIN.items() if fam == "classical")
+#: The built-in codecs that run external binaries (rdbench/codecs/external.py), installed separately.
+EXTERNAL = ("bpg", "vtm", "aom")
+#: The built-in classical codecs that run in-process (Python libraries), those of the default set.
+CLASSICAL = tuple(name for name, (fam, _) in BUILTIN.items() if fam == "classical" and name not in EXTERNAL)
 
 _registered: dict[str, Callable[..., Codec]] = {}
 _lock = threading.Lock()
