@@ -1,16 +1,22 @@
-"""MS-SSIM speed and exactness: rdbench.metrics.ms_ssim vs pytorch_msssim (float32 and float64).
+"""MS-SSIM speed and exactness: rdbench.metrics.ms_ssim vs pytorch_msssim, side by side.
 
 Run from the repository root:
 
-    python benchmarks/bench_msssim.py [--limit 24] [--repeat 3] [--threads N] [--quality 50]
+    python benchmarks/bench_msssim.py [--limit 24] [--repeat 3] [--threads 1,2] [--qualities 20,30,40,50]
 
-For every Kodak image (768×512, from ../shared/kodak) and a JPEG copy of it made with Pillow, the
-three implementations run interleaved (so machine load hits them alike), each ``--repeat`` times;
-an image's time is the fastest repeat. Printed: per-image wall-clock and CPU milliseconds (median
-over images), the speed ratio pytorch_msssim / rdbench, and the largest absolute difference of
-each result from pytorch_msssim in float64, the reference. ``--threads`` sets
-``torch.set_num_threads`` for the process (default: torch's own default, the number of cores);
-rdbench's ``ms_ssim`` follows that value too.
+Pairs: every Kodak image (768×512, from ../shared/kodak) and a JPEG copy made with Pillow, the
+quality cycling through ``--qualities``.
+
+1. Exactness: every pair through rdbench's ``ms_ssim`` (float32), rdbench's float64 path (what
+   ``ms_ssim_plane`` uses, here on R, G, B) and ``pytorch_msssim.ms_ssim`` in float32 (its
+   default); printed: the largest |Δ| of each from ``pytorch_msssim.ms_ssim`` in float64, the
+   reference definition.
+2. Speed, per thread count of ``--threads``: ``torch.set_num_threads(N)`` and rdbench's
+   ``threads=N``, so both sides use N threads. The implementations run interleaved on each pair,
+   the order rotating, ``--repeat`` times, so that machine load hits them alike; a pair's time is
+   the fastest repeat (uint8 → tensor conversion included for pytorch_msssim, as rdbench's time
+   includes its conversion). Printed: the median over pairs of wall-clock ms, the ratio
+   pytorch_msssim f32 / rdbench of those medians, and the 1-minute load average beside each row.
 """
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ import statistics
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -30,9 +37,10 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from rdbench.metrics import ms_ssim  # noqa: E402
+from rdbench.metrics import msssim  # noqa: E402
 
 KODAK = REPO.parent / "shared" / "kodak"
+Pair = tuple[np.ndarray, np.ndarray]
 
 
 def jpeg_copy(image: np.ndarray, quality: int) -> np.ndarray:
@@ -41,11 +49,10 @@ def jpeg_copy(image: np.ndarray, quality: int) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
 
 
-def pytorch_msssim_fn(dtype: torch.dtype):
+def pytorch_msssim_fn(dtype: torch.dtype) -> Callable[[np.ndarray, np.ndarray, int], float]:
     from pytorch_msssim import ms_ssim as reference
 
-    def run(a: np.ndarray, b: np.ndarray) -> float:
-        # Conversion included: the caller has uint8 (H, W, 3) arrays, as rdbench's metric gets.
+    def run(a: np.ndarray, b: np.ndarray, threads: int) -> float:  # threads: set process-wide
         x = torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))[None].to(dtype)
         y = torch.from_numpy(np.ascontiguousarray(b.transpose(2, 0, 1)))[None].to(dtype)
         return float(reference(x, y, data_range=255, size_average=True))
@@ -53,72 +60,77 @@ def pytorch_msssim_fn(dtype: torch.dtype):
     return run
 
 
-def timed(fn, a, b) -> tuple[float, float, float]:
-    """(value, wall seconds, CPU seconds of the whole process, all threads)."""
-    cpu, wall = time.process_time(), time.perf_counter()
-    value = fn(a, b)
-    return value, time.perf_counter() - wall, time.process_time() - cpu
+def rdbench_f32(a: np.ndarray, b: np.ndarray, threads: int) -> float:
+    return msssim.ms_ssim(a, b, threads=threads)
+
+
+def rdbench_f64(a: np.ndarray, b: np.ndarray, threads: int) -> float:
+    # The float64 path of ms_ssim_plane on all three planes in one call (private entry point).
+    return msssim._ms_ssim_planes(a.transpose(2, 0, 1), b.transpose(2, 0, 1), threads, np.float64)
+
+
+def load() -> str:
+    return "/".join(f"{v:.2f}" for v in os.getloadavg())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--limit", type=int, default=24, help="number of Kodak images (default 24)")
-    parser.add_argument("--repeat", type=int, default=3,
-                        help="runs per image and implementation; the fastest counts (default 3)")
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads for the process")
-    parser.add_argument("--quality", type=int, default=50, help="JPEG quality of the distorted copy")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per pair and implementation; the fastest counts")
+    parser.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
+    parser.add_argument("--qualities", default="20,30,40,50", help="JPEG qualities, cycled over the images")
     args = parser.parse_args()
+    thread_counts = [int(t) for t in args.threads.split(",")]
+    qualities = [int(q) for q in args.qualities.split(",")]
 
     paths = sorted(KODAK.glob("kodim*.png"))[: args.limit]
     if not paths:
         sys.exit(f"no Kodak images at {KODAK}")
-    if args.threads:
-        torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore")  # pytorch_msssim's non-writable-array warning
+    pairs: list[Pair] = []
+    for index, path in enumerate(paths):
+        image = np.asarray(Image.open(path).convert("RGB"))
+        pairs.append((image, jpeg_copy(image, qualities[index % len(qualities)])))
+    print(f"{len(pairs)} Kodak pairs (JPEG q {args.qualities}, cycled), {os.cpu_count()} CPUs, "
+          f"load average (1/5/15 min) {load()} at start")
 
-    impls = {
-        "rdbench": ms_ssim,
-        "pytorch_msssim f32": pytorch_msssim_fn(torch.float32),
-        "pytorch_msssim f64": pytorch_msssim_fn(torch.float64),
-    }
-    print(f"{len(paths)} Kodak images, JPEG q{args.quality}; torch threads {torch.get_num_threads()}, "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start; "
-          f"fastest of {args.repeat} runs per image")
-    images = [np.asarray(Image.open(p).convert("RGB")) for p in paths]
-    ms_ssim(images[0], images[0])  # warm-up: thread pool, window and band caches
+    # 1. exactness against the float64 reference (single-threaded: it is only the reference)
+    torch.set_num_threads(1)
+    reference_fn = pytorch_msssim_fn(torch.float64)
+    reference = np.array([reference_fn(a, b, 1) for a, b in pairs])
+    candidates = {"rdbench ms_ssim (f32)": rdbench_f32, "rdbench f64 path": rdbench_f64,
+                  "pytorch_msssim f32": pytorch_msssim_fn(torch.float32)}
+    print(f"\n{'implementation':<24} {'max |Δ| vs pytorch_msssim f64':>31}   ({len(pairs)} pairs)")
+    for name, fn in candidates.items():
+        diff = np.abs(np.array([fn(a, b, 1) for a, b in pairs]) - reference)
+        print(f"{name:<24} {diff.max():>31.2e}")
 
-    wall = {k: [] for k in impls}
-    cpu = {k: [] for k in impls}
-    values = {k: [] for k in impls}
-    for index, image in enumerate(images):
-        distorted = jpeg_copy(image, args.quality)
-        best = {k: (None, float("inf"), float("inf")) for k in impls}
-        names = list(impls)
-        for rep in range(args.repeat):
-            order = names[rep % len(names):] + names[: rep % len(names)]  # rotate who goes first
-            for name in order:
-                value, w, c = timed(impls[name], image, distorted)
-                _, bw, bc = best[name]
-                best[name] = (value, min(bw, w), min(bc, c))
-        for name, (value, w, c) in best.items():
-            values[name].append(value)
-            wall[name].append(w)
-            cpu[name].append(c)
-        print(f"  {paths[index].stem} {image.shape[1]}x{image.shape[0]}: "
-              + ", ".join(f"{name} {best[name][1] * 1e3:.0f} ms" for name in names), flush=True)
-
-    reference = np.array(values["pytorch_msssim f64"])
-    print(f"\nload average {os.getloadavg()[0]:.2f} at end\n")
-    print(f"{'implementation':<20} {'wall ms/img':>11} {'CPU ms/img':>10} {'max |Δ| vs f64':>15}")
-    for name in impls:
-        diff = np.abs(np.array(values[name]) - reference).max()
-        print(f"{name:<20} {statistics.median(wall[name]) * 1e3:>11.1f} "
-              f"{statistics.median(cpu[name]) * 1e3:>10.1f} {diff:>15.2e}")
-    ours_wall, ours_cpu = statistics.median(wall["rdbench"]), statistics.median(cpu["rdbench"])
-    for name in ("pytorch_msssim f32", "pytorch_msssim f64"):
-        print(f"speed-up over {name}: {statistics.median(wall[name]) / ours_wall:.1f}x wall, "
-              f"{statistics.median(cpu[name]) / ours_cpu:.1f}x CPU (medians per image); "
-              f"total wall {sum(wall[name]) / sum(wall['rdbench']):.1f}x")
+    # 2. speed at equal thread counts
+    print(f"\nms per pair (median over pairs of the fastest of {args.repeat} interleaved runs), "
+          f"ratio = pytorch_msssim f32 / rdbench")
+    print(f"{'threads':>7} {'rdbench f32':>11} {'rdbench f64':>11} {'pt_msssim f32':>13} "
+          f"{'ratio f32':>9} {'ratio f64':>9}   load avg 1/5/15 (start → end)")
+    names = list(candidates)
+    for threads in thread_counts:
+        torch.set_num_threads(threads)
+        for fn in candidates.values():  # warm-up: thread pools, caches
+            fn(*pairs[0], threads)
+        start_load = load()
+        best = {name: [] for name in names}
+        for a, b in pairs:
+            fastest = dict.fromkeys(names, float("inf"))
+            for rep in range(args.repeat):
+                for name in names[rep % len(names):] + names[: rep % len(names)]:  # rotate who goes first
+                    t0 = time.perf_counter()
+                    candidates[name](a, b, threads)
+                    fastest[name] = min(fastest[name], time.perf_counter() - t0)
+            for name in names:
+                best[name].append(fastest[name])
+        ms = {name: statistics.median(best[name]) * 1e3 for name in names}
+        pt = ms["pytorch_msssim f32"]
+        print(f"{threads:>7} {ms['rdbench ms_ssim (f32)']:>11.1f} {ms['rdbench f64 path']:>11.1f} {pt:>13.1f} "
+              f"{pt / ms['rdbench ms_ssim (f32)']:>8.1f}x {pt / ms['rdbench f64 path']:>8.1f}x   "
+              f"{start_load} → {load()}", flush=True)
 
 
 if __name__ == "__main__":
