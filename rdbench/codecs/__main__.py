@@ -1,7 +1,8 @@
 """Try a codec on one image: ``python -m rdbench.codecs jpeg IMAGE --quality 50``.
 
 Prints, per quality: bytes, bpp, PSNR (RGB), MS-SSIM and encode/decode times. With
-``--output DIR`` the bitstreams and decoded PNGs are kept.
+``--output DIR`` the bitstreams and decoded PNGs are kept. A classical codec's run imports no
+torch (``tests/test_cold_start.py``; start-up time: ``benchmarks/bench_cold_start.py``).
 """
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("image", help="any image file Pillow can read")
     parser.add_argument("-q", "--quality", type=float, action="append",
                         help="quality (repeatable); default: the codec's ladder")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (learned codecs)")
+    parser.add_argument("--device", default="auto",
+                        help="auto | cpu | cuda | cuda:N (learned codecs; classical codecs run on the CPU)")
     parser.add_argument("-o", "--output", type=Path, help="folder for bitstreams and decoded PNGs")
     args = parser.parse_args(argv)
     from rdbench.device import DeviceError, resolve_device
@@ -30,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
         qualities = args.quality or codec.default_qualities()
         for quality in qualities:
             codec.check_quality(quality)
-        device = resolve_device(args.device)
+        # Classical codecs never touch torch: resolving "auto" for them would import it (~1 s).
+        device = resolve_device(args.device, uses_torch=codec.family != "classical")
         image = load_image(args.image)
     except (CodecSpecError, DeviceError, ImageLoadError) as exc:
         print(f"error: {exc}", file=sys.stderr)
