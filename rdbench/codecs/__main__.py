@@ -11,8 +11,6 @@ import sys
 from pathlib import Path
 
 from rdbench.codecs.base import CodecSpecError, get_codec, known
-from rdbench.run.ladder import Failure, evaluate_ladder
-from rdbench.images import ImageLoadError, load_image, save_png
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,7 +23,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="auto | cpu | cuda | cuda:N (learned codecs; classical codecs run on the CPU)")
     parser.add_argument("-o", "--output", type=Path, help="folder for bitstreams and decoded PNGs")
     args = parser.parse_args(argv)
+    # Imported after parsing, so that --help and usage errors skip them (the run package brings
+    # pyarrow and fsspec).
     from rdbench.device import DeviceError, resolve_device
+    from rdbench.images import ImageLoadError, load_image, save_png
+    from rdbench.run.ladder import Failure, evaluate_ladder
 
     try:  # every argument checked before any work
         codec = get_codec(args.codec)
