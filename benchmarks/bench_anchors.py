@@ -1,0 +1,131 @@
+"""An external anchor codec (bpg, vtm, aom, vvenc) on Kodak at CompressAI's quantisers vs its published means.
+
+    python benchmarks/bench_anchors.py --codec bpg                    # 24 images × 8 QPs
+    python benchmarks/bench_anchors.py --codec vtm --qps 47,37,27 --workers 2
+    python benchmarks/bench_anchors.py --codec aom --qps 52,32 --limit 8
+
+Each image is coded through rdbench's own path (``get_codec`` + ``evaluate_ladder``: encode,
+decode twice, PSNR-RGB and MS-SSIM by rdbench.metrics), one process per worker. The means per
+quantiser are compared with the CompressAI rows of rdbench's shipped reference table
+(rdbench/reports/reference/kodak.csv): point p ↔ QP 47 − 5(p − 1) for bpg/vtm/vvenc,
+cq-level 62 − 5(p − 1) for aom. Prints Δbpp %, ΔPSNR dB and ΔMS-SSIM per quantiser, the mean
+encoder and decoder subprocess seconds per image, and the load average before and after.
+For bpg it checks the acceptance targets (|Δbpp| ≤ 1 %, |ΔPSNR| ≤ 0.05 dB at every QP).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import KODAK, REPO  # noqa: E402
+
+sys.path.insert(0, str(REPO))
+
+#: codec name → (published method slug in the Kodak reference table, quantiser of point 1).
+REFERENCE = {"bpg": ("bpg-444-x265-ycbcr", 47), "vtm": ("vtm", 47), "vvenc": ("vtm", 47),
+             "hm": ("hm", 47), "aom": ("av1-aomenc", 62)}
+
+
+def code_image(spec: str, path: str, qps: list[int]) -> list[dict]:
+    """One image at every quantiser through rdbench's ladder evaluation (run in a worker process)."""
+    from rdbench.codecs import get_codec
+    from rdbench.images import load_image
+    from rdbench.run.ladder import Failure, MetricSet, evaluate_ladder
+
+    codec = get_codec(spec)
+    image = load_image(path)
+    metrics = MetricSet(("psnr_rgb", "ms_ssim_rgb"))
+    rows = []
+    for qp in qps:
+        quality = codec.QP_MAX - qp
+        (m,) = evaluate_ladder(codec, image, [quality], metrics=metrics)
+        if isinstance(m, Failure):
+            raise RuntimeError(f"{Path(path).name} qp {qp}: {m.stage}: {m.error_type}: {m.message}")
+        rows.append({"image": Path(path).name, "qp": qp, "bpp": m.bpp, "psnr": m.values["psnr_rgb"],
+                     "ms_ssim": m.values["ms_ssim_rgb"], "encode_s": m.encode_s,
+                     "tool_encode_s": codec.last_tool_s.get("encoder", float("nan")),
+                     "tool_decode_s": codec.last_tool_s.get("decoder", float("nan")),
+                     "roundtrip_ok": m.roundtrip_ok})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--codec", default="bpg", help="codec spec: bpg, vtm, aom, vvenc (with :key=value parameters)")
+    parser.add_argument("--qps", default="", help="comma-separated QPs (aom: cq-levels); default CompressAI's ladder")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    parser.add_argument("--folder", type=Path, default=KODAK, help=f"folder of PNGs (default {KODAK})")
+    parser.add_argument("--limit", type=int, default=0, help="only the first N images")
+    args = parser.parse_args()
+
+    from rdbench.codecs import get_codec
+    from rdbench.reports.reference import reference_curve
+
+    codec = get_codec(args.codec)
+    codec.check_runnable()
+    slug, first = REFERENCE.get(codec.name, (None, 47))
+    ladder = [codec.qp(q) for q in codec.default_qualities()]
+    qps = [int(s) for s in args.qps.split(",") if s.strip()] or ladder
+    for qp in qps:
+        codec.check_quality(codec.QP_MAX - qp)
+    images = sorted(str(p) for p in args.folder.glob("*.png"))[: args.limit or None]
+    if not images:
+        raise SystemExit(f"no PNG images in {args.folder}")
+    published = reference_curve("kodak", slug) if slug else None
+    print(f"{codec.spec} [{codec.version}]")
+    print(f"{len(images)} images from {args.folder}, QPs {qps}, {args.workers} workers; "
+          f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+    start = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=args.workers) as pool:
+        futures = [pool.submit(code_image, args.codec, path, qps) for path in images]
+        rows = [row for f in futures for row in f.result()]
+    wall = time.perf_counter() - start
+    load_after = os.getloadavg()
+
+    label = "cq" if codec.name == "aom" else "QP"
+    print(f"\n{label:>3} {'bpp':>8} {'pub':>8} {'Δbpp %':>7} {'PSNR':>7} {'pub':>7} {'ΔdB':>6} "
+          f"{'MS-SSIM':>8} {'pub':>8} {'Δ':>8} {'enc s':>6} {'dec s':>6}")
+    worst_bpp = worst_psnr = 0.0
+    compared = 0
+    for qp in qps:
+        sel = [r for r in rows if r["qp"] == qp]
+        bpp, ps, ms = (float(np.mean([r[k] for r in sel])) for k in ("bpp", "psnr", "ms_ssim"))
+        enc, dec = (float(np.mean([r[k] for r in sel])) for k in ("tool_encode_s", "tool_decode_s"))
+        point = (first - qp) / 5 + 1
+        pub = None
+        if published is not None and len(images) == 24 and point == int(point):
+            match = published[published["point"] == int(point)]
+            pub = match.iloc[0] if len(match) else None
+        if pub is None:
+            print(f"{qp:>3} {bpp:8.4f} {'—':>8} {'':>7} {ps:7.3f} {'—':>7} {'':>6} {ms:8.5f} {'—':>8} {'':>8} "
+                  f"{enc:6.2f} {dec:6.2f}")
+            continue
+        d_bpp, d_psnr, d_ms = (bpp / pub["bpp"] - 1) * 100, ps - pub["psnr_rgb"], ms - pub["ms_ssim_rgb"]
+        worst_bpp, worst_psnr = max(worst_bpp, abs(d_bpp)), max(worst_psnr, abs(d_psnr))
+        compared += 1
+        print(f"{qp:>3} {bpp:8.4f} {pub['bpp']:8.4f} {d_bpp:+7.3f} {ps:7.3f} {pub['psnr_rgb']:7.3f} {d_psnr:+6.3f} "
+              f"{ms:8.5f} {pub['ms_ssim_rgb']:8.5f} {d_ms:+8.5f} {enc:6.2f} {dec:6.2f}")
+    bad = sum(not r["roundtrip_ok"] for r in rows)
+    print(f"\n{len(rows)} items in {wall:.1f} s wall ({args.workers} workers); encoder subprocess "
+          f"{np.mean([r['tool_encode_s'] for r in rows]):.2f} s/item mean, encode_s as rdbench times it "
+          f"{np.mean([r['encode_s'] for r in rows]):.2f} s/item; round-trip mismatches: {bad}")
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in load_after)}")
+    if compared:
+        print(f"largest differences from CompressAI's published means ({compared} QPs): "
+              f"bpp {worst_bpp:.3f} %, PSNR {worst_psnr:.4f} dB")
+    if codec.name == "bpg" and compared:
+        ok = worst_bpp <= 1.0 and worst_psnr <= 0.05
+        print("acceptance (bpg: |Δbpp| ≤ 1 %, |ΔPSNR| ≤ 0.05 dB at every QP): " + ("PASS" if ok else "FAIL"))
+        sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
