@@ -23,6 +23,8 @@ from rdbench.codecs.external import (
     ToolNotFoundError,
     read_y4m,
     rgb_to_ycbcr,
+    rgb_to_ycbcr420,
+    ycbcr420_to_rgb,
     ycbcr_to_rgb,
 )
 from rdbench.images import load_image
@@ -191,10 +193,25 @@ def test_timeout_kills_the_tool(isolated):
 def test_read_y4m_checks_the_format(tmp_path):
     good = tmp_path / "a.y4m"
     good.write_bytes(b"YUV4MPEG2 W3 H2 F1:1 Ip C444\nFRAME\n" + bytes(range(18)))
-    assert read_y4m(good, "t").shape == (3, 2, 3)
-    (tmp_path / "b.y4m").write_bytes(b"YUV4MPEG2 W3 H2 C420jpeg\nFRAME\n" + bytes(9))
-    with pytest.raises(CodecError, match="expected C444"):
-        read_y4m(tmp_path / "b.y4m", "t")
+    fmt, luma, chroma = read_y4m(good, "t")
+    assert fmt == "444" and luma.shape == (2, 3) and chroma.shape == (2, 2, 3) and chroma[1, 1, 2] == 17
+    (tmp_path / "b.y4m").write_bytes(b"YUV4MPEG2 W3 H2 C420jpeg\nFRAME\n" + bytes(10))
+    fmt, luma, chroma = read_y4m(tmp_path / "b.y4m", "t")  # odd width: chroma 2×1
+    assert fmt == "420" and luma.shape == (2, 3) and chroma.shape == (2, 1, 2)
+    (tmp_path / "c.y4m").write_bytes(b"YUV4MPEG2 W3 H2 C422\nFRAME\n" + bytes(12))
+    with pytest.raises(CodecError, match="expected C444 or C420"):
+        read_y4m(tmp_path / "c.y4m", "t")
+    (tmp_path / "d.y4m").write_bytes(b"YUV4MPEG2 W3 H2 C444\nFRAME\n" + bytes(17))
+    with pytest.raises(CodecError, match="truncated"):
+        read_y4m(tmp_path / "d.y4m", "t")
+
+
+def test_420_conversion_keeps_flat_colours_and_smooth_images(big):
+    flat = np.full((6, 8, 3), (200, 40, 90), np.uint8)
+    assert np.abs(ycbcr420_to_rgb(*rgb_to_ycbcr420(flat, "nearest"), "nearest").astype(int) - flat).max() <= 1
+    luma, chroma = rgb_to_ycbcr420(big)
+    assert luma.shape == (512, 768) and chroma.shape == (2, 256, 384)
+    assert 30 < psnr(big, ycbcr420_to_rgb(luma, chroma)) < psnr(big, ycbcr_to_rgb(rgb_to_ycbcr(big)))
 
 
 # -- round trips where the tools are installed ---------------------------------------------------
@@ -216,7 +233,12 @@ def _installed(spec: str):
 
 @pytest.mark.parametrize("name", ["bpg", "aom", "vtm", "vvenc"])
 def test_round_trip_odd_size(name, odd, tmp_path):
+    """97×61 (vvenc, 4:2:0, refuses odd sizes and codes 98×62)."""
     codec = _installed(f"{FAST[name]},scratch={tmp_path}" if ":" in FAST[name] else f"{name}:scratch={tmp_path}")
+    if name == "vvenc":
+        with pytest.raises(CodecError, match="cannot crop to an odd size; this image is 97×61"):
+            codec.encode(odd, 20)
+        odd = np.ascontiguousarray(np.pad(odd, ((0, 1), (0, 1), (0, 0)), mode="edge"))
     assert codec.version.split()[1][0].isdigit(), codec.version  # the tool's own version number
     low, high = codec.default_qualities()[1], codec.default_qualities()[-2]
     results = []

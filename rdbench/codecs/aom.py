@@ -23,10 +23,9 @@ from rdbench.codecs.external import (
     QPCodec,
     Tool,
     qp_param,
-    read_y4m,
     rgb_to_ycbcr,
     write_planar,
-    ycbcr_to_rgb,
+    y4m_to_rgb,
 )
 from rdbench.codecs.vtm import ROUNDING_PARAM
 
@@ -72,4 +71,4 @@ class AOM(QPCodec):
             src, out = tmp / f"in.{self.params['container']}", tmp / "out.y4m"
             src.write_bytes(data)
             self.run("decoder", [src, "-o", out, "--output-bit-depth=8"], tmp, outputs=[out])
-            return ycbcr_to_rgb(read_y4m(out, "aom: aomdec"), self.params["rounding"])
+            return y4m_to_rgb(out, "aom: aomdec", self.params["rounding"])

@@ -339,10 +339,11 @@ BUILTIN: dict[str, tuple[Family, str]] = {
     "mentzer2018": ("learned", "rdbench.codecs.seeds.mentzer2018:Mentzer2018"),
     "bpg": ("classical", "rdbench.codecs.bpg:BPG"),
     "vtm": ("classical", "rdbench.codecs.vtm:VTM"),
+    "vvenc": ("classical", "rdbench.codecs.vvenc:VVenC"),
     "aom": ("classical", "rdbench.codecs.aom:AOM"),
 }
 #: The built-in codecs that run external binaries (rdbench/codecs/external.py), installed separately.
-EXTERNAL = ("bpg", "vtm", "aom")
+EXTERNAL = ("bpg", "vtm", "vvenc", "aom")
 #: The built-in classical codecs that run in-process (Python libraries), those of the default set.
 CLASSICAL = tuple(name for name, (fam, _) in BUILTIN.items() if fam == "classical" and name not in EXTERNAL)
 

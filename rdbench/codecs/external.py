@@ -53,8 +53,10 @@ __all__ = [
     "ToolFailedError",
     "EXTERNAL_PARAMS",
     "qp_param",
-    "read_planar",
     "read_y4m",
+    "rgb_to_ycbcr420",
+    "y4m_to_rgb",
+    "ycbcr420_to_rgb",
     "rgb_to_ycbcr",
     "write_planar",
     "ycbcr_to_rgb",
@@ -409,49 +411,81 @@ def _to_u8(x: np.ndarray, rounding: str) -> np.ndarray:
     return (np.floor(x) if rounding == "floor" else np.rint(x)).astype(np.uint8)
 
 
-def rgb_to_ycbcr(image: np.ndarray, rounding: str = "floor") -> np.ndarray:
-    """``uint8 (H, W, 3)`` RGB → ``uint8 (3, H, W)`` full-range BT.709 Y, Cb, Cr planes.
-
-    float32 arithmetic in CompressAI's order; ``rounding="floor"`` truncates to 8 bits as its
-    bench does (``astype(uint8)``), ``"nearest"`` rounds.
-    """
+def _rgb_to_ycbcr_float(image: np.ndarray) -> np.ndarray:
+    """``uint8 (H, W, 3)`` RGB → float32 ``(3, H, W)`` full-range BT.709 Y, Cb, Cr in [0, 1] (unclipped)."""
     kr, kg, kb = BT709
     rgb = image.transpose(2, 0, 1).astype(np.float32) / np.float32(255)
     r, g, b = rgb
     y = kr * r + kg * g + kb * b
     cb = 0.5 * (b - y) / (1 - kb) + 0.5
     cr = 0.5 * (r - y) / (1 - kr) + 0.5
-    return _to_u8(np.stack([y, cb, cr]), rounding)
+    return np.stack([y, cb, cr])
 
 
-def ycbcr_to_rgb(planes: np.ndarray, rounding: str = "floor") -> np.ndarray:
-    """``uint8 (3, H, W)`` full-range BT.709 Y, Cb, Cr → ``uint8 (H, W, 3)`` RGB (the inverse of :func:`rgb_to_ycbcr`)."""
+def _ycbcr_float_to_rgb(planes: np.ndarray, rounding: str) -> np.ndarray:
+    """float32 ``(3, H, W)`` Y, Cb, Cr in [0, 1] → ``uint8 (H, W, 3)`` RGB."""
     kr, kg, kb = BT709
-    y, cb, cr = planes.astype(np.float32) / np.float32(255)
+    y, cb, cr = planes
     r = y + (2 - 2 * kr) * (cr - 0.5)
     b = y + (2 - 2 * kb) * (cb - 0.5)
     g = (y - kr * r - kb * b) / kg
     return np.ascontiguousarray(_to_u8(np.stack([r, g, b]), rounding).transpose(1, 2, 0))
 
 
-def write_planar(planes: np.ndarray, path: Path) -> None:
-    """Write ``uint8 (3, H, W)`` planes as one raw 4:4:4 8-bit frame."""
-    path.write_bytes(np.ascontiguousarray(planes, dtype=np.uint8).tobytes())
+def rgb_to_ycbcr(image: np.ndarray, rounding: str = "floor") -> np.ndarray:
+    """``uint8 (H, W, 3)`` RGB → ``uint8 (3, H, W)`` full-range BT.709 Y, Cb, Cr planes.
+
+    float32 arithmetic in CompressAI's order; ``rounding="floor"`` truncates to 8 bits as its
+    bench does (``astype(uint8)``), ``"nearest"`` rounds.
+    """
+    return _to_u8(_rgb_to_ycbcr_float(image), rounding)
 
 
-def read_planar(path: Path, height: int, width: int, what: str) -> np.ndarray:
-    """Read one raw 4:4:4 8-bit frame of ``height × width``; :class:`CodecError` if the size is wrong."""
-    data = np.fromfile(path, dtype=np.uint8)
-    if data.size != 3 * height * width:
-        raise CodecError(f"{what} wrote {data.size} bytes to {path.name}, expected {3 * height * width} "
-                         f"(one 4:4:4 8-bit frame of {width}×{height})")
-    return data.reshape(3, height, width)
+def ycbcr_to_rgb(planes: np.ndarray, rounding: str = "floor") -> np.ndarray:
+    """``uint8 (3, H, W)`` full-range BT.709 Y, Cb, Cr → ``uint8 (H, W, 3)`` RGB (the inverse of :func:`rgb_to_ycbcr`)."""
+    return _ycbcr_float_to_rgb(planes.astype(np.float32) / np.float32(255), rounding)
 
 
-def read_y4m(path: Path, what: str) -> np.ndarray:
-    """The first frame of an 8-bit 4:4:4 YUV4MPEG2 file as ``uint8 (3, H, W)`` planes.
+def rgb_to_ycbcr420(image: np.ndarray, rounding: str = "floor") -> tuple[np.ndarray, np.ndarray]:
+    """``uint8 (H, W, 3)`` RGB (even sides) → 4:2:0: ``uint8`` Y ``(H, W)`` and Cb, Cr ``(2, H/2, W/2)``.
 
-    Decoders write Y4M so that the picture size comes from the bitstream, not from the caller.
+    The conversion of :func:`rgb_to_ycbcr`; chroma is the mean of each 2×2 block (centred siting)
+    before the 8-bit rounding.
+    """
+    planes = _rgb_to_ycbcr_float(image)
+    _, height, width = planes.shape
+    chroma = planes[1:].reshape(2, height // 2, 2, width // 2, 2).mean(axis=(2, 4), dtype=np.float32)
+    return _to_u8(planes[0], rounding), _to_u8(chroma, rounding)
+
+
+def _upsample2(plane: np.ndarray, axis: int) -> np.ndarray:
+    """Double one axis by linear interpolation for centred chroma (weights 3/4, 1/4; edges repeated)."""
+    n = plane.shape[axis]
+    prev = np.take(plane, np.r_[0, 0:n - 1], axis=axis)
+    nxt = np.take(plane, np.r_[1:n, n - 1], axis=axis)
+    even, odd = 0.75 * plane + 0.25 * prev, 0.75 * plane + 0.25 * nxt
+    return np.stack([even, odd], axis=axis + 1).reshape(*plane.shape[:axis], 2 * n, *plane.shape[axis + 1:])
+
+
+def ycbcr420_to_rgb(luma: np.ndarray, chroma: np.ndarray, rounding: str = "floor") -> np.ndarray:
+    """4:2:0 ``uint8`` Y ``(H, W)`` and Cb, Cr ``(2, H/2, W/2)`` → ``uint8 (H, W, 3)`` RGB (chroma linearly upsampled)."""
+    height, width = luma.shape
+    c = chroma.astype(np.float32) / np.float32(255)
+    c = _upsample2(_upsample2(c, 1), 2)[:, :height, :width]
+    planes = np.concatenate([luma[None].astype(np.float32) / np.float32(255), c.astype(np.float32)])
+    return _ycbcr_float_to_rgb(planes, rounding)
+
+
+def write_planar(planes: Sequence[np.ndarray], path: Path) -> None:
+    """Write 8-bit planes (a ``(3, H, W)`` array, or Y then the ``(2, h, w)`` chroma) as one raw frame."""
+    path.write_bytes(b"".join(np.ascontiguousarray(p, dtype=np.uint8).tobytes() for p in planes))
+
+
+def read_y4m(path: Path, what: str) -> tuple[str, np.ndarray, np.ndarray]:
+    """The first frame of an 8-bit 4:4:4 or 4:2:0 YUV4MPEG2 file: ``(format, Y (H, W), CbCr (2, h, w))``.
+
+    ``format`` is ``"444"`` or ``"420"``. Decoders write Y4M so that the picture size comes from
+    the bitstream, not from the caller.
     """
     data = path.read_bytes() if path.is_file() else b""
     header, sep, rest = data.partition(b"\n")
@@ -459,10 +493,25 @@ def read_y4m(path: Path, what: str) -> np.ndarray:
         raise CodecError(f"{what} wrote no YUV4MPEG2 file ({path.name}: {len(data)} bytes)")
     fields = {f[:1]: f[1:] for f in header.decode("ascii", "replace").split()[1:]}
     colour = fields.get("C", "420jpeg")
-    if colour != "444":
-        raise CodecError(f"{what} wrote Y4M colour space C{colour}, expected C444 (8-bit 4:4:4)")
+    if colour == "444":
+        fmt = "444"
+    elif colour.startswith("420") and not colour.startswith("420p1"):  # 420, 420jpeg, 420mpeg2, 420paldv
+        fmt = "420"
+    else:
+        raise CodecError(f"{what} wrote Y4M colour space C{colour}, expected C444 or C420 (8 bits)")
     width, height = int(fields["W"]), int(fields["H"])
+    cw, ch = (width, height) if fmt == "444" else ((width + 1) // 2, (height + 1) // 2)
+    size = width * height + 2 * cw * ch
     frame, sep, pixels = rest.partition(b"\n")
-    if not frame.startswith(b"FRAME") or len(pixels) < 3 * width * height:
-        raise CodecError(f"{what} wrote a truncated Y4M frame ({len(pixels)} bytes, expected {3 * width * height})")
-    return np.frombuffer(pixels, dtype=np.uint8, count=3 * width * height).reshape(3, height, width)
+    if not frame.startswith(b"FRAME") or len(pixels) < size:
+        raise CodecError(f"{what} wrote a truncated Y4M frame ({len(pixels)} bytes, expected {size})")
+    samples = np.frombuffer(pixels, dtype=np.uint8, count=size)
+    return fmt, samples[:width * height].reshape(height, width), samples[width * height:].reshape(2, ch, cw)
+
+
+def y4m_to_rgb(path: Path, what: str, rounding: str) -> np.ndarray:
+    """A decoder's Y4M output (4:4:4 or 4:2:0, full-range BT.709) as ``uint8 (H, W, 3)`` RGB."""
+    fmt, luma, chroma = read_y4m(path, what)
+    if fmt == "444":
+        return ycbcr_to_rgb(np.concatenate([luma[None], chroma]), rounding)
+    return ycbcr420_to_rgb(luma, chroma, rounding)

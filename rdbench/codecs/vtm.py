@@ -28,10 +28,9 @@ from rdbench.codecs.external import (
     QPCodec,
     Tool,
     qp_param,
-    read_y4m,
     rgb_to_ycbcr,
     write_planar,
-    ycbcr_to_rgb,
+    y4m_to_rgb,
 )
 
 __all__ = ["VTM", "VTM_DECODER", "decode_vvc"]
@@ -48,7 +47,7 @@ def decode_vvc(codec: ExternalCodec, data: bytes, rounding: str) -> np.ndarray:
         src, out = tmp / "in.bin", tmp / "out.y4m"
         src.write_bytes(data)
         codec.run("decoder", ["-b", src, "-o", out, "-d", 8], tmp, outputs=[out])
-        return ycbcr_to_rgb(read_y4m(out, f"{codec.name}: DecoderApp"), rounding)
+        return y4m_to_rgb(out, f"{codec.name}: DecoderApp", rounding)
 
 
 class VTM(QPCodec):
