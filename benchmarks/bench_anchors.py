@@ -11,6 +11,12 @@ quantiser are compared with the CompressAI rows of rdbench's shipped reference t
 cq-level 62 − 5(p − 1) for aom. Prints Δbpp %, ΔPSNR dB and ΔMS-SSIM per quantiser, the mean
 encoder and decoder subprocess seconds per image, and the load average before and after.
 For bpg it checks the acceptance targets (|Δbpp| ≤ 1 %, |ΔPSNR| ≤ 0.05 dB at every QP).
+
+For the YCbCr codecs (vtm, aom) a last column gives PSNR2020: PSNR as CompressAI's bench computed
+it when it made its VTM/HM/AV1 JSONs (2020; commit 7c2f679): between the YCbCr-converted source
+and the decoded YCbCr, both back in float RGB, so without the loss of the 8-bit conversion that
+rdbench's PSNR (decoded uint8 RGB vs the original PNG) counts. It isolates the codec from that
+metric difference.
 """
 from __future__ import annotations
 
@@ -33,6 +39,25 @@ REFERENCE = {"bpg": ("bpg-444-x265-ycbcr", 47), "vtm": ("vtm", 47), "vvenc": ("v
              "hm": ("hm", 47), "aom": ("av1-aomenc", 62)}
 
 
+def _rgb_2020(planes: np.ndarray) -> np.ndarray:
+    """uint8 (3, H, W) BT.709 YCbCr → float RGB in [0, 1], clipped: CompressAI's 2020 bench conversion."""
+    y, cb, cr = planes.astype(np.float32) / 255
+    r = 1.5748 * (cr - 0.5) + y
+    b = 1.8556 * (cb - 0.5) + y
+    g = (y - 0.2126 * r - 0.0722 * b) / 0.7152
+    return np.clip(np.stack([r, g, b]), 0, 1)
+
+
+def psnr_2020(image: np.ndarray, decoded_planes: np.ndarray) -> float:
+    """PSNR as CompressAI's bench computed it for VTM/HM/AV1 when its Kodak JSONs were made (2020):
+    between the YCbCr-converted source and the decoded YCbCr, both back in float RGB; the 8-bit
+    truncation of the conversion and of the output are not counted."""
+    from rdbench.codecs.external import rgb_to_ycbcr
+
+    mse = float(np.mean((_rgb_2020(rgb_to_ycbcr(image)).astype(np.float64) - _rgb_2020(decoded_planes)) ** 2))
+    return -10 * np.log10(mse)
+
+
 def code_image(spec: str, path: str, qps: list[int]) -> list[dict]:
     """One image at every quantiser through rdbench's ladder evaluation (run in a worker process)."""
     from rdbench.codecs import get_codec
@@ -45,13 +70,19 @@ def code_image(spec: str, path: str, qps: list[int]) -> list[dict]:
     rows = []
     for qp in qps:
         quality = codec.QP_MAX - qp
-        (m,) = evaluate_ladder(codec, image, [quality], metrics=metrics)
+        (m,) = evaluate_ladder(codec, image, [quality], metrics=metrics, keep_outputs=True)
         if isinstance(m, Failure):
             raise RuntimeError(f"{Path(path).name} qp {qp}: {m.stage}: {m.error_type}: {m.message}")
-        rows.append({"image": Path(path).name, "qp": qp, "bpp": m.bpp, "psnr": m.values["psnr_rgb"],
+        tool_s = dict(codec.last_tool_s)
+        p2020 = float("nan")
+        if hasattr(codec, "decode_ycbcr"):  # YCbCr codecs: also the 2020 bench's PSNR (untimed extra decode)
+            fmt, luma, chroma = codec.decode_ycbcr(m.data)
+            if fmt == "444":
+                p2020 = psnr_2020(image, np.concatenate([luma[None], chroma]))
+        rows.append({"psnr_2020": p2020, "image": Path(path).name, "qp": qp, "bpp": m.bpp, "psnr": m.values["psnr_rgb"],
                      "ms_ssim": m.values["ms_ssim_rgb"], "encode_s": m.encode_s,
-                     "tool_encode_s": codec.last_tool_s.get("encoder", float("nan")),
-                     "tool_decode_s": codec.last_tool_s.get("decoder", float("nan")),
+                     "tool_encode_s": tool_s.get("encoder", float("nan")),
+                     "tool_decode_s": tool_s.get("decoder", float("nan")),
                      "roundtrip_ok": m.roundtrip_ok})
     return rows
 
@@ -92,12 +123,12 @@ def main() -> None:
 
     label = "cq" if codec.name == "aom" else "QP"
     print(f"\n{label:>3} {'bpp':>8} {'pub':>8} {'Δbpp %':>7} {'PSNR':>7} {'pub':>7} {'ΔdB':>6} "
-          f"{'MS-SSIM':>8} {'pub':>8} {'Δ':>8} {'enc s':>6} {'dec s':>6}")
+          f"{'MS-SSIM':>8} {'pub':>8} {'Δ':>8} {'enc s':>6} {'dec s':>6} {'PSNR2020':>8} {'ΔdB':>6}")
     worst_bpp = worst_psnr = 0.0
     compared = 0
     for qp in qps:
         sel = [r for r in rows if r["qp"] == qp]
-        bpp, ps, ms = (float(np.mean([r[k] for r in sel])) for k in ("bpp", "psnr", "ms_ssim"))
+        bpp, ps, ms, p20 = (float(np.mean([r[k] for r in sel])) for k in ("bpp", "psnr", "ms_ssim", "psnr_2020"))
         enc, dec = (float(np.mean([r[k] for r in sel])) for k in ("tool_encode_s", "tool_decode_s"))
         point = (first - qp) / 5 + 1
         pub = None
@@ -106,13 +137,14 @@ def main() -> None:
             pub = match.iloc[0] if len(match) else None
         if pub is None:
             print(f"{qp:>3} {bpp:8.4f} {'—':>8} {'':>7} {ps:7.3f} {'—':>7} {'':>6} {ms:8.5f} {'—':>8} {'':>8} "
-                  f"{enc:6.2f} {dec:6.2f}")
+                  f"{enc:6.2f} {dec:6.2f} {p20:8.3f}")
             continue
         d_bpp, d_psnr, d_ms = (bpp / pub["bpp"] - 1) * 100, ps - pub["psnr_rgb"], ms - pub["ms_ssim_rgb"]
         worst_bpp, worst_psnr = max(worst_bpp, abs(d_bpp)), max(worst_psnr, abs(d_psnr))
         compared += 1
         print(f"{qp:>3} {bpp:8.4f} {pub['bpp']:8.4f} {d_bpp:+7.3f} {ps:7.3f} {pub['psnr_rgb']:7.3f} {d_psnr:+6.3f} "
-              f"{ms:8.5f} {pub['ms_ssim_rgb']:8.5f} {d_ms:+8.5f} {enc:6.2f} {dec:6.2f}")
+              f"{ms:8.5f} {pub['ms_ssim_rgb']:8.5f} {d_ms:+8.5f} {enc:6.2f} {dec:6.2f} {p20:8.3f} "
+              f"{p20 - pub['psnr_rgb']:+6.3f}")
     bad = sum(not r["roundtrip_ok"] for r in rows)
     print(f"\n{len(rows)} items in {wall:.1f} s wall ({args.workers} workers); encoder subprocess "
           f"{np.mean([r['tool_encode_s'] for r in rows]):.2f} s/item mean, encode_s as rdbench times it "

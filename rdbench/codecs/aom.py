@@ -22,10 +22,11 @@ from rdbench.codecs.external import (
     EXTERNAL_PARAMS,
     QPCodec,
     Tool,
+    planes_to_rgb,
     qp_param,
+    read_y4m,
     rgb_to_ycbcr,
     write_planar,
-    y4m_to_rgb,
 )
 from rdbench.codecs.vtm import ROUNDING_PARAM
 
@@ -66,9 +67,13 @@ class AOM(QPCodec):
                                  "--bit-depth=8", f"--{container}", "-o", out, src], tmp, outputs=[out])
             return out.read_bytes()
 
-    def decode(self, data: bytes) -> np.ndarray:
+    def decode_ycbcr(self, data: bytes) -> tuple[str, np.ndarray, np.ndarray]:
+        """The decoded YCbCr planes, before the conversion to RGB (``"444"``, Y, CbCr)."""
         with self.scratch() as tmp:
             src, out = tmp / f"in.{self.params['container']}", tmp / "out.y4m"
             src.write_bytes(data)
             self.run("decoder", [src, "-o", out, "--output-bit-depth=8"], tmp, outputs=[out])
-            return y4m_to_rgb(out, "aom: aomdec", self.params["rounding"])
+            return read_y4m(out, "aom: aomdec")
+
+    def decode(self, data: bytes) -> np.ndarray:
+        return planes_to_rgb(*self.decode_ycbcr(data), self.params["rounding"])

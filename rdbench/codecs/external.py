@@ -55,7 +55,7 @@ __all__ = [
     "qp_param",
     "read_y4m",
     "rgb_to_ycbcr420",
-    "y4m_to_rgb",
+    "planes_to_rgb",
     "ycbcr420_to_rgb",
     "rgb_to_ycbcr",
     "write_planar",
@@ -509,9 +509,8 @@ def read_y4m(path: Path, what: str) -> tuple[str, np.ndarray, np.ndarray]:
     return fmt, samples[:width * height].reshape(height, width), samples[width * height:].reshape(2, ch, cw)
 
 
-def y4m_to_rgb(path: Path, what: str, rounding: str) -> np.ndarray:
-    """A decoder's Y4M output (4:4:4 or 4:2:0, full-range BT.709) as ``uint8 (H, W, 3)`` RGB."""
-    fmt, luma, chroma = read_y4m(path, what)
+def planes_to_rgb(fmt: str, luma: np.ndarray, chroma: np.ndarray, rounding: str) -> np.ndarray:
+    """Decoded full-range BT.709 planes (:func:`read_y4m`'s result, 4:4:4 or 4:2:0) as ``uint8 (H, W, 3)`` RGB."""
     if fmt == "444":
         return ycbcr_to_rgb(np.concatenate([luma[None], chroma]), rounding)
     return ycbcr420_to_rgb(luma, chroma, rounding)

@@ -27,10 +27,11 @@ from rdbench.codecs.external import (
     ExternalCodec,
     QPCodec,
     Tool,
+    planes_to_rgb,
     qp_param,
+    read_y4m,
     rgb_to_ycbcr,
     write_planar,
-    y4m_to_rgb,
 )
 
 __all__ = ["VTM", "VTM_DECODER", "decode_vvc"]
@@ -41,13 +42,13 @@ ROUNDING_PARAM = Param("floor", "8-bit rounding of the RGB ↔ YCbCr conversions
                        choices=ROUNDING)
 
 
-def decode_vvc(codec: ExternalCodec, data: bytes, rounding: str) -> np.ndarray:
-    """Decode a VVC bitstream with VTM's DecoderApp (role ``decoder``) to ``uint8 (H, W, 3)`` RGB."""
+def decode_vvc(codec: ExternalCodec, data: bytes) -> tuple[str, np.ndarray, np.ndarray]:
+    """Decode a VVC bitstream with VTM's DecoderApp (role ``decoder``): :func:`read_y4m`'s planes."""
     with codec.scratch() as tmp:
         src, out = tmp / "in.bin", tmp / "out.y4m"
         src.write_bytes(data)
         codec.run("decoder", ["-b", src, "-o", out, "-d", 8], tmp, outputs=[out])
-        return y4m_to_rgb(out, f"{codec.name}: DecoderApp", rounding)
+        return read_y4m(out, f"{codec.name}: DecoderApp")
 
 
 class VTM(QPCodec):
@@ -81,5 +82,9 @@ class VTM(QPCodec):
                                  "--ConformanceWindowMode=1"], tmp, outputs=[out])
             return out.read_bytes()
 
+    def decode_ycbcr(self, data: bytes) -> tuple[str, np.ndarray, np.ndarray]:
+        """The decoded YCbCr planes, before the conversion to RGB (``"444"``, Y, CbCr)."""
+        return decode_vvc(self, data)
+
     def decode(self, data: bytes) -> np.ndarray:
-        return decode_vvc(self, data, self.params["rounding"])
+        return planes_to_rgb(*self.decode_ycbcr(data), self.params["rounding"])

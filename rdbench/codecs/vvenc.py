@@ -20,7 +20,15 @@ from __future__ import annotations
 import numpy as np
 
 from rdbench.codecs.base import CodecError, Param
-from rdbench.codecs.external import EXTERNAL_PARAMS, QPCodec, Tool, qp_param, rgb_to_ycbcr420, write_planar
+from rdbench.codecs.external import (
+    EXTERNAL_PARAMS,
+    QPCodec,
+    Tool,
+    planes_to_rgb,
+    qp_param,
+    rgb_to_ycbcr420,
+    write_planar,
+)
 from rdbench.codecs.vtm import ROUNDING_PARAM, VTM_DECODER, decode_vvc
 
 __all__ = ["VVenC"]
@@ -61,5 +69,9 @@ class VVenC(QPCodec):
                                  "-q", qp, "--PerceptQPA", 0, "-t", 1, "-b", out], tmp, outputs=[out])
             return out.read_bytes()
 
+    def decode_ycbcr(self, data: bytes) -> tuple[str, np.ndarray, np.ndarray]:
+        """The decoded YCbCr planes, before the conversion to RGB (``"420"``, Y, CbCr)."""
+        return decode_vvc(self, data)
+
     def decode(self, data: bytes) -> np.ndarray:
-        return decode_vvc(self, data, self.params["rounding"])
+        return planes_to_rgb(*self.decode_ycbcr(data), self.params["rounding"])
