@@ -96,3 +96,46 @@ def test_resolve_device_auto_without_torch_users_is_the_cpu():
             "print(resolve_device('auto', uses_torch=False), resolve_device('cpu'), 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert out.stdout.split() == ["cpu", "cpu", "False"], out.stderr
+
+
+# A whole in-process run (validate with --device auto, plan, evaluate, report) of classical codecs.
+RUN_PROBE = """
+import json, sys
+from rdbench.run import RunConfig, run_benchmark
+config = RunConfig(datasets=[sys.argv[1]], codecs=("jpeg",), qualities={{"jpeg": [20, 40, 60, 80]}},
+                   device="auto", output_root=sys.argv[2], run_name="whole")
+config.validate()
+report = run_benchmark(config)
+info = json.load(open(sys.argv[2] + "/whole/run.json"))
+heavy = sorted(m for m in {heavy} if m in sys.modules)
+print("PROBE " + json.dumps({{"report": str(report), "device": info["device"], "heavy": heavy}}))
+"""
+
+# Every per-image metric the registry says needs no torch, computed on one pair.
+METRICS_PROBE = """
+import json, sys
+import numpy as np
+from PIL import Image
+from rdbench.metrics.registry import METRICS
+x = np.asarray(Image.open(sys.argv[1]).convert("RGB"))
+y = np.clip(x.astype(int) + np.random.default_rng(0).integers(-9, 10, x.shape), 0, 255).astype(np.uint8)
+names = [m.name for m in METRICS.values() if m.level == "image" and not m.uses_torch]
+values = {{name: METRICS[name].load("cpu")(x, y) for name in names}}
+heavy = sorted(m for m in {heavy} if m in sys.modules)
+print("PROBE " + json.dumps({{"values": values, "heavy": heavy}}))
+"""
+
+
+def test_a_classical_run_with_device_auto_imports_no_torch(tmp_path, png):
+    result, out = probe(RUN_PROBE, f"folder:{png.parent}", str(tmp_path / "reports"))
+    assert result["report"].endswith("report.html") and result["device"] == "cpu", out.stderr
+    assert result["heavy"] == []
+
+
+def test_metrics_declared_torch_free_import_no_torch(png):
+    result, out = probe(METRICS_PROBE, str(png))
+    values = result["values"]
+    assert {"psnr_rgb", "ms_ssim_rgb", "ssim", "vif", "nlpd", "psnr_yuv709", "ms_ssim_y709", "psnr_hvs_m",
+            "vmaf"} <= set(values), out.stderr
+    assert all(v is not None for cols in values.values() for v in cols.values())
+    assert result["heavy"] == []

@@ -31,7 +31,7 @@ from rdbench.codecs.weights import (
     load_state_dict,
     verify_file,
 )
-from rdbench.metrics.msssim import ImageTooSmallError
+from rdbench.metrics.psnr import ImageTooSmallError
 from rdbench.metrics.psnr import check_pair
 
 __all__ = [

@@ -80,12 +80,15 @@ class Metric:
     factory: str = ""
     weights: tuple[str, ...] = ()
     contract: bool = False
+    #: Whether computing it imports torch (networks, piq): a run of classical codecs and metrics
+    #: without it never imports torch (tests/test_cold_start.py checks the others).
+    uses_torch: bool = False
 
     def load(self, device: str = "cpu") -> Callable[[Any, Any], dict[str, float | None]]:
         """The per-image function on ``device``, returning every column's value (None if too small)."""
         if self.level != "image":
             raise TypeError(f"{self.name} is a set-level metric")
-        from rdbench.metrics.msssim import ImageTooSmallError
+        from rdbench.metrics.psnr import ImageTooSmallError
 
         compute = _resolve(self.factory)(device) if self.factory else _resolve(self.function)
         names = [c.name for c in self.columns]
@@ -130,15 +133,16 @@ METRICS: dict[str, Metric] = {
                        plot=True, digits=4),),
                "LPIPS, AlexNet v0.1", factory="rdbench.metrics.perceptual:lpips_metric",
                weights=("rdbench.metrics.perceptual:ALEXNET_WEIGHTS",
-                        "rdbench.metrics.perceptual:LPIPS_LINEAR_WEIGHTS")),
+                        "rdbench.metrics.perceptual:LPIPS_LINEAR_WEIGHTS"), uses_torch=True),
         Metric("ssim", "image", (Column("ssim", "SSIM (RGB), single scale", "SSIM", plot=True, digits=5),),
                "single-scale SSIM per RGB channel, averaged", "rdbench.metrics.ssim:ssim"),
         Metric("vif", "image", (Column("vif", "VIF-P (Y, BT.709)", "VIF", plot=True, bd=True, digits=4),),
                "pixel-domain VIF (4 scales) on 8-bit BT.709 luma", "rdbench.metrics.vif:vif"),
         Metric("fsim", "image", (Column("fsim", "FSIMc (RGB)", "FSIM", plot=True, bd=True, digits=5),),
-               "FSIMc (colour FSIM, piq) of the RGB images", "rdbench.metrics.fsim:fsim"),
+               "FSIMc (colour FSIM, piq) of the RGB images", "rdbench.metrics.fsim:fsim", uses_torch=True),
         Metric("iw_ssim", "image", (Column("iw_ssim", "IW-SSIM (Y, BT.709)", "IW-SSIM", plot=True, bd=True, digits=5),),
-               "information-content-weighted 5-scale SSIM (piq) on 8-bit BT.709 luma", "rdbench.metrics.iwssim:iw_ssim"),
+               "information-content-weighted 5-scale SSIM (piq) on 8-bit BT.709 luma", "rdbench.metrics.iwssim:iw_ssim",
+               uses_torch=True),
         Metric("nlpd", "image",
                (Column("nlpd", "NLPD (Y, BT.709) — lower is better", "NLPD", higher_is_better=False, plot=True,
                        bd=True, digits=4),),
@@ -170,15 +174,16 @@ METRICS: dict[str, Metric] = {
                (Column("dists", "DISTS (VGG16, piq) — lower is better", "DISTS", higher_is_better=False, plot=True,
                        digits=4),),
                "DISTS as piq.DISTS computes it, from user-supplied weights", factory="rdbench.metrics.dists:dists_metric",
-               weights=("rdbench.metrics.dists:DISTS_BACKBONE_WEIGHTS", "rdbench.metrics.dists:DISTS_PARAMETERS")),
+               weights=("rdbench.metrics.dists:DISTS_BACKBONE_WEIGHTS", "rdbench.metrics.dists:DISTS_PARAMETERS"),
+               uses_torch=True),
         Metric("fid", "set",
                (Column("fid", "FID/256 of the set — lower is better", "FID", higher_is_better=False, summary="set",
                        plot=True),),
-               "FID over 256×256 patches (Inception-v3 pool3)", weights=_INCEPTION),
+               "FID over 256×256 patches (Inception-v3 pool3)", weights=_INCEPTION, uses_torch=True),
         Metric("kid", "set",
                (Column("kid", "KID/256 of the set — lower is better", "KID", higher_is_better=False, summary="set",
                        plot=True, digits="g"),),
-               "KID over 256×256 patches (Inception-v3 pool3)", weights=_INCEPTION),
+               "KID over 256×256 patches (Inception-v3 pool3)", weights=_INCEPTION, uses_torch=True),
     )
 }
 

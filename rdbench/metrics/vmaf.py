@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rdbench.metrics.msssim import ImageTooSmallError
+from rdbench.metrics.psnr import ImageTooSmallError
 from rdbench.metrics.psnr import check_pair
 from rdbench.metrics.yuv import yuv709_planes
 

@@ -76,7 +76,7 @@ def prepare_run(config: RunConfig) -> PreparedRun:
 
     config.validate()  # everything, metric weights included: fail now, not in every worker
     config.use_weights_root()
-    device = resolve_device(config.device)
+    device = resolve_device(config.device, uses_torch=config.uses_torch())
     shards = plan_run(config, device)
     run_dir = config.run_dir()
     digest = plan_digest(shards, config.metrics)

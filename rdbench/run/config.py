@@ -170,9 +170,21 @@ class RunConfig:
         from rdbench.device import DeviceError, resolve_device
 
         try:
-            resolve_device(self.device)
+            resolve_device(self.device, uses_torch=self.uses_torch())
         except DeviceError as exc:
             raise ConfigError(f"--device: {exc}") from None
+
+    def uses_torch(self) -> bool:
+        """Whether any codec or metric of the run needs torch (a learned codec, a network metric).
+
+        A run without one never imports torch, and ``--device auto`` is then the CPU: classical
+        codecs run there whatever the machine has.
+        """
+        from rdbench.codecs import family
+        from rdbench.metrics.registry import METRICS
+
+        return (any(family(spec) != "classical" for spec in self.codec_specs())
+                or any(METRICS[m].uses_torch for m in self.metrics))
 
     def _check_run_folder(self) -> None:
         """A run folder that holds another configuration is refused, naming the fields that differ."""
