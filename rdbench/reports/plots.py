@@ -24,6 +24,7 @@ import re
 from pathlib import Path
 from typing import Mapping, Sequence
 
+import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -85,10 +86,13 @@ def _new_figure(ncols: int = 1, figsize=FIGSIZE):
 
 def _save(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
+    # The tight bounding box, computed once for both formats (``bbox_inches="tight"`` would draw
+    # the figure an extra time per file to find it).
+    bbox = fig.get_tightbbox(fig.canvas.get_renderer()).padded(matplotlib.rcParams["savefig.pad_inches"])
     paths = []
     for ext in ("png", "svg"):
         path = out_dir / f"{stem}.{ext}"
-        fig.savefig(path, format=ext, dpi=DPI, bbox_inches="tight", metadata=_metadata(ext))
+        fig.savefig(path, format=ext, dpi=DPI, bbox_inches=bbox, metadata=_metadata(ext))
         paths.append(path)
     return paths
 
