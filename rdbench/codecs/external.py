@@ -44,6 +44,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from rdbench.codecs.base import Codec, CodecError, CodecSpecError, Param, QualityError
+from rdbench.files import sha256_file
 
 __all__ = [
     "ExternalCodec",
@@ -131,16 +132,6 @@ def _executable(folder: Path, names: Sequence[str]) -> Path | None:
 
 _version_cache: dict[tuple[str, float], str] = {}
 _version_lock = threading.Lock()
-
-
-def _short_sha256(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:12]
 
 
 def _tail(text: bytes | str | None, limit: int = STDERR_TAIL) -> str:
@@ -298,7 +289,7 @@ class ExternalCodec(Codec):
         with _version_lock:
             if key not in _version_cache:
                 _version_cache[key] = self._tool_version(paths["encoder"])
-        hashes = ", ".join(f"{p.name} sha256 {_short_sha256(p)}" for role, p in paths.items() if role in self.TOOLS)
+        hashes = ", ".join(f"{p.name} sha256 {sha256_file(p)[:12]}" for role, p in paths.items() if role in self.TOOLS)
         self._version = f"{self.PRODUCT} {_version_cache[key]} ({hashes})"
         return self._version
 
