@@ -115,6 +115,7 @@ class RunConfig:
         for spec in self.codec_specs():
             try:
                 codec = get_codec(spec)
+                codec.check_runnable()  # an external codec's missing tool: one line, with the build command
             except CodecSpecError as exc:
                 raise ConfigError(f"--codecs: {exc}") from None
             codecs.setdefault(codec.name, []).append(codec)
