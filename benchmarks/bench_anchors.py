@@ -3,6 +3,7 @@
     python benchmarks/bench_anchors.py --codec bpg                    # 24 images × 8 QPs
     python benchmarks/bench_anchors.py --codec vtm --qps 47,37,27 --workers 2
     python benchmarks/bench_anchors.py --codec aom --qps 52,32 --limit 8
+    python benchmarks/bench_anchors.py --codec vtm --from-run reports/kodak-anchors   # a finished run's rows
 
 Each image is coded through rdbench's own path (``get_codec`` + ``evaluate_ladder``: encode,
 decode twice, PSNR-RGB and MS-SSIM by rdbench.metrics), one process per worker. The means per
@@ -87,6 +88,40 @@ def code_image(spec: str, path: str, qps: list[int]) -> list[dict]:
     return rows
 
 
+def rows_from_run(run_dir: Path, name: str) -> tuple[str, list[dict]]:
+    """A finished run's result rows of codec ``name`` in this script's row format (no PSNR2020, no
+    subprocess times: the run keeps no bitstreams)."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    results = pd.concat([pq.read_table(f).to_pandas() for f in sorted((run_dir / "results").glob("*.parquet"))])
+    mine = results[results["codec"].astype(str).str.split(":").str[0] == name]
+    if mine.empty:
+        raise SystemExit(f"no {name} rows in {run_dir}")
+    specs = sorted(mine["codec"].astype(str).unique())
+    if len(specs) > 1:
+        raise SystemExit(f"several {name} specs in {run_dir}: {specs}")
+    return specs[0], [{"psnr_2020": float("nan"), "image": r.image_id, "quality": r.quality, "bpp": r.bpp,
+                       "psnr": r.psnr_rgb, "ms_ssim": r.ms_ssim_rgb, "encode_s": r.encode_s,
+                       "tool_encode_s": float("nan"), "tool_decode_s": float("nan"), "roundtrip_ok": True}
+                      for r in mine.itertuples()]
+
+
+def conversion_ceiling(images: list[str], codec) -> float:
+    """Mean PSNR-RGB of the codec's own RGB → YCbCr → RGB conversion with no coding at all: the
+    highest PSNR rdbench can measure for it (CompressAI's 2020 figures do not count this loss)."""
+    from rdbench.codecs.external import rgb_to_ycbcr, ycbcr_to_rgb
+    from rdbench.images import load_image
+    from rdbench.metrics.psnr import psnr
+
+    rounding = codec.params.get("rounding", "floor")
+    values = []
+    for path in images:
+        image = load_image(path)
+        values.append(psnr(image, ycbcr_to_rgb(rgb_to_ycbcr(image, rounding), rounding)))
+    return float(np.mean(values))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--codec", default="bpg", help="codec spec: bpg, vtm, aom, vvenc (with :key=value parameters)")
@@ -94,6 +129,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     parser.add_argument("--folder", type=Path, default=KODAK, help=f"folder of PNGs (default {KODAK})")
     parser.add_argument("--limit", type=int, default=0, help="only the first N images")
+    parser.add_argument("--from-run", type=Path, default=None, metavar="RUN_DIR",
+                        help="compare a finished run's rows of --codec (its images: --folder) instead of coding")
     args = parser.parse_args()
 
     from rdbench.codecs import get_codec
@@ -115,11 +152,22 @@ def main() -> None:
           f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
     start = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        futures = [pool.submit(code_image, args.codec, path, qps) for path in images]
-        rows = [row for f in futures for row in f.result()]
+    if args.from_run:
+        spec, rows = rows_from_run(args.from_run, codec.name)
+        codec = get_codec(spec)
+        for r in rows:
+            r["qp"] = codec.qp(r.pop("quality"))
+        qps = sorted({r["qp"] for r in rows}, reverse=True)
+        print(f"rows of {spec} from {args.from_run}: {len(rows)} items, QPs {qps}")
+    else:
+        with ProcessPoolExecutor(max_workers=args.workers) as pool:
+            futures = [pool.submit(code_image, args.codec, path, qps) for path in images]
+            rows = [row for f in futures for row in f.result()]
     wall = time.perf_counter() - start
     load_after = os.getloadavg()
+    if hasattr(codec, "decode_ycbcr") and codec.name != "vvenc":
+        print(f"conversion ceiling: RGB → YCbCr (8-bit) → RGB with no coding gives {conversion_ceiling(images, codec):.3f} dB "
+              "mean PSNR-RGB over these images; CompressAI's 2020 VTM/AV1 figures do not count this loss")
 
     label = "cq" if codec.name == "aom" else "QP"
     print(f"\n{label:>3} {'bpp':>8} {'pub':>8} {'Δbpp %':>7} {'PSNR':>7} {'pub':>7} {'ΔdB':>6} "
