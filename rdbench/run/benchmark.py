@@ -139,7 +139,7 @@ def finish_run(prepared: PreparedRun, counters: dict[str, int], job_s: float) ->
         "rows": {"results": folder.count_rows(run_dir, "results"), "errors": folder.count_rows(run_dir, "errors")},
         "beam_job_s": round(job_s, 3),
         "timing": timing_method(prepared.device, counters),  # how encode_s/decode_s were measured
-        "environment": environment_info(specs, prepared.device),
+        "environment": environment_info(specs, prepared.device, config.metrics),
     }
     folder.write_json_atomic(folder.join(run_dir, RUN_JSON), info)
     if config.strict and info["rows"]["errors"]:
