@@ -4,8 +4,8 @@ from __future__ import annotations
 import platform
 import subprocess
 import sys
-from importlib.metadata import PackageNotFoundError, version
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 PACKAGES = ("rdbench", "torch", "apache-beam", "luigi", "Pillow", "numpy", "pyarrow", "compressai",
