@@ -160,6 +160,12 @@ def main() -> None:
         for r in rows:
             r["qp"] = codec.qp(r.pop("quality"))
         qps = sorted({r["qp"] for r in rows}, reverse=True)
+        names = sorted(Path(p).name for p in images)
+        for qp in qps:  # a mean over other images than the folder's is no comparison: refuse it
+            got = sorted(r["image"] for r in rows if r["qp"] == qp)
+            if got != names:
+                raise SystemExit(f"--from-run: {spec} at QP {qp} has {len(got)} rows, not one per image of "
+                                 f"{args.folder} ({len(names)}); give the run's image folder as --folder")
         print(f"rows of {spec} from {args.from_run}: {len(rows)} items, QPs {qps}")
     else:
         with ProcessPoolExecutor(max_workers=args.workers) as pool:
